@@ -1,0 +1,66 @@
+"""Project hygiene: one dependency list, output-free notebooks, README commands = CI."""
+
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_environment_yml_installs_exactly_the_pyproject_extras():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    conda_deps = [d for d in env["dependencies"] if isinstance(d, str)]
+    pip_deps = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    # Conda brings only the interpreter and pip; every Python package comes from pyproject.toml.
+    assert sorted(re.split(r"[=<>]", d)[0] for d in conda_deps) == ["pip", "python"]
+    assert len(pip_deps) == 1
+    match = re.fullmatch(r"-e \.\[(.*)\]", pip_deps[0])
+    assert match, pip_deps
+    assert set(match[1].split(",")) == extras
+
+
+def test_committed_notebooks_carry_no_outputs():
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    dirty = []
+    for path in notebooks:
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count") is not None):
+                dirty.append(path.name)
+                break
+    assert dirty == [], f"strip outputs before committing: {dirty}"
+
+
+def readme_commands():
+    text = (ROOT / "README.md").read_text()
+    setup = text.split("## Set up and run", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```(?:bash|sh)\n(.*?)\n```", setup, flags=re.S)
+
+
+def test_readme_has_two_commands_and_ci_runs_the_test_one():
+    commands = readme_commands()
+    assert len(commands) == 2, commands
+    study, tests = commands
+    assert "study" in study and "test" in tests
+    ci = [line for line in (ROOT / ".ci/run").read_text().splitlines() if line and not line.startswith(("#", "set "))]
+    assert ci[-1] == tests.strip()
+
+
+def test_readme_layout_lists_every_tracked_top_level_path():
+    text = (ROOT / "README.md").read_text()
+    layout = text.split("## Layout", 1)[1]
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    top = {p.split("/")[0] for p in tracked if not p.startswith(".") or p.startswith((".ci/", ".dvc/"))}
+    missing = sorted(t for t in top if t not in layout)
+    assert missing == [], f"README layout tree misses {missing}"
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "hgstudy.cli", "summary", "--json", "--stacks", "2"],
+                         capture_output=True, text=True, check=True).stdout
+    assert set(json.loads(out)) == {"params", "gflops"}
