@@ -13,6 +13,8 @@ from hgstudy.errors import UserError
 COMMANDS = {
     "summary": ("hgstudy.summary", "parameters and forward GFLOPs of a model configuration"),
     "import-weights": ("hgstudy.weights", "convert a published PyTorch checkpoint into an hgstudy checkpoint"),
+    "download": ("hgstudy.download", "fetch, verify and extract MPII or FLIC from their official locations"),
+    "bench": ("hgstudy.bench", "benchmarks: `bench data` measures the data pipeline's samples/s"),
     "score": ("hgstudy.score", "score a prediction file on MPII (PCKh, AUC) or FLIC (PCK, PDJ)"),
 }
 
