@@ -6,7 +6,9 @@ joints that are hard); every claim below compares two of the study's variants on
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,7 +16,7 @@ import pandas as pd
 from hgstudy.annotations import Annotations
 from hgstudy.bootstrap import paired_bootstrap
 from hgstudy.joints import MPII_JOINTS
-from hgstudy.metrics import distances, pooled_pck
+from hgstudy.metrics import MPII_EVAL_JOINTS, distances, pooled_pck
 
 ABLATION_JOINTS = tuple(
     MPII_JOINTS.index(f"{side}_{part}") for part in ("wrist", "elbow", "knee", "ankle") for side in ("l", "r")
@@ -82,3 +84,37 @@ def seed_spread(accuracy: pd.DataFrame) -> pd.DataFrame:
     """Mean, standard deviation and count across seeds of a long table with columns variant, seed, accuracy."""
     grouped = accuracy.groupby("variant")["accuracy"]
     return pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1), "seeds": grouped.count()})
+
+
+def middle_stack(stacks: int) -> int:
+    """0-based index of a network's middle stack (the paper's Fig. 9: stack 1 of 2, 2 of 4, 4 of 8)."""
+    return max(stacks // 2 - 1, 0)
+
+
+def load_runs(results: Path, runs: dict[str, list[str]], ann: Annotations) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """Read every run's train/evaluate outputs under `results` (train/<key>, evaluate/<key>).
+
+    Returns (table: one row per run with size, speed and accuracies; predictions: {variant: {key: preds}};
+    curves: validation PCKh over training steps, long format with variant and run columns).
+    """
+    import h5py
+
+    rows, predictions, curves = [], {}, []
+    for variant, keys in runs.items():
+        for key in keys:
+            train = json.loads((results / "train" / key / "metrics.json").read_text())
+            with h5py.File(results / "evaluate" / key / "preds.h5", "r") as f:
+                stacks = f["preds_stacks"][:]
+            predictions.setdefault(variant, {})[key] = stacks[-1]
+            middle = middle_stack(len(stacks))
+            rows.append({
+                "variant": variant, "run": key, "stacks": len(stacks), "params": train["params"],
+                "gflops": train["gflops"], "samples_per_s": train.get("samples_per_s"),
+                "pckh_total": pooled_pck(distances(ann, stacks[-1]), 0.5, MPII_EVAL_JOINTS),
+                "accuracy": ablation_accuracy(ann, stacks[-1]),
+                "accuracy_middle_stack": ablation_accuracy(ann, stacks[middle]) if len(stacks) > 1 else np.nan,
+                "paper": PAPER_ACCURACY.get(variant, np.nan), "paper_middle": PAPER_MIDDLE_STACK.get(variant, np.nan),
+            })
+            val = pd.read_csv(results / "train" / key / "val.tsv", sep="\t")
+            curves.append(val.assign(variant=variant, run=key))
+    return pd.DataFrame(rows), predictions, pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()

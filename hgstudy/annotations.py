@@ -18,6 +18,7 @@ FLIC_JOINTS). Missing joints have NaN coordinates and `annotated == False`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +67,15 @@ class Annotations:
 
     def __len__(self) -> int:
         return int(self.annotated.shape[0])
+
+    def take(self, rows) -> Annotations:
+        """The annotations of the people `rows` (e.g. the first N of a split), image grouping kept."""
+        rows = np.asarray(rows)
+        _, image_index = np.unique(self.image_index[rows], return_inverse=True)
+        return dataclasses.replace(
+            self, joints=self.joints[rows], annotated=self.annotated[rows],
+            visible=None if self.visible is None else self.visible[rows], ref_length=self.ref_length[rows],
+            image_index=image_index.astype(np.int64))
 
     @property
     def missing(self) -> np.ndarray:

@@ -284,3 +284,14 @@ def test_render_cli(tmp_path):
     assert sheet is not None and sheet.shape[0] >= 64 and sheet.shape[1] >= 3 * 64
     assert len(list(tmp_path.glob("val_0000*.png"))) == 3
     assert main(["render", "mannequin", "--count", "5000", "--out", str(tmp_path)]) == 2
+
+
+def test_val_annotations_are_valid_h5s_people(shared_data):
+    ann = load_poses().annotations("val")
+    with h5py.File(shared_data / "mpii" / "valid.h5") as f:
+        part, normalize, index = f["part"][:], f["normalize"][:], f["index"][:]
+    assert np.array_equal(ann.annotated, (part != 0).any(axis=2))
+    # valid.h5 truncates some coordinates to whole pixels; the JSON keeps the decimals.
+    assert np.nanmax(np.abs(ann.joints - part)[ann.annotated]) <= 1.0
+    assert np.array_equal(ann.ref_length, normalize)
+    assert ann.n_images == len(np.unique(index))  # people of one image are resampled together

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hgstudy.annotations import Annotations, make_annotations
 from hgstudy.errors import UserError
 
 POSES_FILE = Path(__file__).resolve().parents[1] / "resources" / "mpii_poses.npz"
@@ -86,6 +87,13 @@ class Poses:
         if name == "val":
             return self.val_norm
         return HEAD_SIZE_PER_SCALE * self.scale[self.split(name)]
+
+    def annotations(self, name: str) -> Annotations:
+        """The split's ground truth for `hgstudy.metrics` (val: valid.h5's order and head sizes)."""
+        people = self.split(name)
+        return make_annotations(self.joints[people], self.annotated[people], self.head_size(name),
+                                visible=self.visible[people], image_index=self.image[people], dataset="mpii",
+                                source=f"mannequin {name}", layout="mannequin")
 
     def people_of_image(self) -> tuple[np.ndarray, np.ndarray]:
         """(order, start): people of image i are order[start[i]:start[i + 1]]."""
