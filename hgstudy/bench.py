@@ -274,6 +274,8 @@ def main_data(args) -> None:
 BENCHMARKS = {
     "data": ("samples/s of the data pipeline on one core, against a naive per-pixel reference",
              "hgstudy.bench", "add_data_arguments", "main_data"),
+    "model": ("training/inference images/s and peak memory of a model configuration, against fp32 NCHW eager",
+              "hgstudy.bench_model", "add_arguments", "main"),
 }
 
 

@@ -15,12 +15,10 @@ COMMANDS = {
     "import-weights": ("hgstudy.weights", "convert a published PyTorch checkpoint into an hgstudy checkpoint"),
     "render": ("hgstudy.data.render_cli", "draw rendered dataset samples with their joints, and a contact sheet"),
     "download": ("hgstudy.download", "fetch, verify and extract MPII or FLIC from their official locations"),
-    "bench": ("hgstudy.bench", "benchmarks: `bench data` measures the data pipeline's samples/s"),
+    "bench": ("hgstudy.bench", "benchmarks: `bench data` (data pipeline samples/s), `bench model` (images/s)"),
     "score": ("hgstudy.score", "score a prediction file on MPII (PCKh, AUC) or FLIC (PCK, PDJ)"),
     "train": ("hgstudy.train", "train a stacked hourglass model (resumes from --out; torchrun for several GPUs)"),
     "evaluate": ("hgstudy.evaluate", "predict a split with flip test and score it (every stack); save preds"),
-    # temporary name until the lead hooks it under `hgstudy bench model`
-    "bench-model": ("hgstudy.bench_model", "training/inference images/s and peak memory of a model configuration"),
 }
 
 

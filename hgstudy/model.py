@@ -150,8 +150,11 @@ class StackedHourglass(nn.Module):
         self.merge_features = nn.ModuleList(nn.Conv2d(c.features, c.features, 1) for _ in range(c.stacks - 1))
         self.merge_heatmaps = nn.ModuleList(nn.Conv2d(c.joints, c.features, 1) for _ in range(c.stacks - 1))
         if c.decoder_heads:
-            # Keyed by hourglass level: depth-1 gives 1/2 of the output size, depth-2 gives 1/4.
-            self.decoder_heads = nn.ModuleList(nn.Conv2d(c.features, c.joints, 1) for _ in range(2))
+            # At 1/2 and 1/4 of the output size. BN-ReLU first: the decoder's sums are not normalised, and a
+            # bare 1x1 conv on them starts with losses 1000x the main head's.
+            self.decoder_heads = nn.ModuleList(
+                nn.Sequential(nn.BatchNorm2d(c.features), nn.ReLU(), nn.Conv2d(c.features, c.joints, 1))
+                for _ in range(2))
 
     def stem(self, x):
         x = nnf.relu(self.stem_bn(self.stem_conv(x)))  # (B, c1, H/2, W/2)

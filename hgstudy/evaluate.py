@@ -1,0 +1,185 @@
+"""Predictions and scores for a split: flip test, quarter-pixel decode, every stack (`hgstudy evaluate`).
+
+Prediction files follow the layout `hgstudy score` reads (anibali/eval-mpii-pose): an HDF5 file with
+`preds` (N, J, 2) x, y in original image pixels, people in the dataset's order, plus `preds_stacks`
+(S, N, J, 2) for every stack's output (the paper measures intermediate stacks too) and `index` (N,), the
+dataset index of each row.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from hgstudy import metrics
+from hgstudy.decode import argmax_quarter, flip_average, to_image_coords
+from hgstudy.errors import UserError
+from hgstudy.joints import FLIC_FLIP, MPII_FLIP, flip_permutation
+from hgstudy.precision import Runtime, compile_model, fold_batchnorm, resolve_runtime
+
+
+@dataclass
+class Predictions:
+    preds_stacks: np.ndarray  # (S, N, J, 2) original pixels
+    index: np.ndarray  # (N,) dataset index of each person
+    joints: np.ndarray  # (N, J, 2) ground truth as the dataset gives it
+    annotated: np.ndarray  # (N, J) bool
+    visible: np.ndarray  # (N, J)
+    norm: np.ndarray  # (N,) PCKh head size (MPII) or torso size (FLIC)
+
+    @property
+    def preds(self) -> np.ndarray:
+        """(N, J, 2): the last stack's predictions."""
+        return self.preds_stacks[-1]
+
+
+def dataset_flip(dataset, joints: int) -> list[int]:
+    """The left/right permutation of a dataset (its `joint_names` or `flip`), else MPII's or FLIC's by count."""
+    base = dataset.dataset if isinstance(dataset, Subset) else dataset
+    if getattr(base, "flip", None) is not None and not callable(base.flip):
+        return list(base.flip)
+    if getattr(base, "joint_names", None):
+        return flip_permutation(tuple(base.joint_names))
+    if joints in (16, 11):
+        return list(MPII_FLIP if joints == 16 else FLIC_FLIP)
+    raise UserError(f"no left/right permutation known for {joints} joints; pass flip_perm")
+
+
+@torch.no_grad()
+def predict(model, dataset, runtime: Runtime | None = None, *, flip: bool = True, flip_perm=None,
+            batch_size: int = 32, num_workers: int = 0) -> Predictions:
+    """Run `model` (a StackedHourglass, any mode: it is put in eval mode and restored) over `dataset`.
+
+    With flip, each batch is run together with its mirror image and the heatmaps are averaged (`decode`).
+    """
+    runtime = runtime or resolve_runtime("cpu", "fp32", False)
+    joints = model.config.joints
+    perm = list(flip_perm) if flip_perm is not None else (dataset_flip(dataset, joints) if flip else None)
+    was_training = model.training
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    stacks, keep = [], {k: [] for k in ("index", "joints", "annotated", "visible", "norm")}
+    try:
+        for batch in loader:
+            x = runtime.input(batch["image"])
+            n = x.shape[0]
+            if flip:
+                x = torch.cat([x, x.flip(-1)])
+            with runtime.autocast():
+                heatmaps = model(x)  # (n or 2n, S, J, h, w)
+            heatmaps = heatmaps.float()
+            if flip:
+                heatmaps = flip_average(heatmaps[:n], heatmaps[n:], perm)
+            coords = argmax_quarter(heatmaps).cpu().numpy()  # (n, S, J, 2) heatmap pixels
+            stacks.append(to_image_coords(coords, batch["matrix"].numpy()))
+            for k in keep:
+                keep[k].append(np.asarray(batch[k]))
+    finally:
+        model.train(was_training)
+    if not stacks:
+        raise UserError("the evaluation dataset is empty")
+    preds = np.concatenate(stacks).transpose(1, 0, 2, 3)  # (S, N, J, 2)
+    return Predictions(preds, *(np.concatenate(keep[k]) for k in keep))
+
+
+def primary_metric(joints: int) -> str:
+    return "pckh" if joints == 16 else "pck"
+
+
+def score_arrays(preds, joints, annotated, norm) -> dict:
+    """{'pckh', 'auc'} (16 MPII joints: official protocol, Total and AUC) or {'pck', 'auc'} (FLIC, @0.2).
+
+    This is the one place that calls `hgstudy.metrics`; values are percentages.
+    """
+    dist = metrics.normalized_distances(preds, joints, annotated, norm)
+    if preds.shape[1] == 16:
+        table = metrics.mpii_table(dist, "official")
+        return {"pckh": table["total"], "auc": table["auc"]}
+    curve = metrics.pooled_pck(dist, metrics.THRESHOLDS)
+    return {"pck": metrics.pooled_pck(dist, 0.2), "auc": metrics.auc(curve)}
+
+
+def score(p: Predictions) -> dict:
+    """Scores of the last stack, plus `<metric>_stack<i>` (1-based) for every stack."""
+    out = score_arrays(p.preds, p.joints, p.annotated, p.norm)
+    key = primary_metric(p.preds.shape[1])
+    for i, stack in enumerate(p.preds_stacks, 1):
+        out[f"{key}_stack{i}"] = score_arrays(stack, p.joints, p.annotated, p.norm)[key]
+    return out
+
+
+def save_predictions(path, p: Predictions) -> Path:
+    import h5py
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    with h5py.File(tmp, "w") as f:
+        f["preds"] = p.preds
+        f["preds_stacks"] = p.preds_stacks
+        f["index"] = p.index
+    tmp.replace(path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+def add_arguments(parser) -> None:
+    parser.add_argument("checkpoint", help="an hgstudy checkpoint (model.pt or checkpoint.pt of a training run)")
+    parser.add_argument("--dataset", help="mannequin, mpii or flic (default: the one the model was trained on)")
+    parser.add_argument("--split", default="val", choices=("val", "train"))
+    parser.add_argument("--data-root", help="data folder (default: the training run's)")
+    parser.add_argument("--limit", type=int, help="only the first N people")
+    parser.add_argument("--out", help="write predictions to this .h5 file")
+    parser.add_argument("--no-flip", action="store_true", help="skip the flip test")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile with freezing (worth it for a whole split: about 2x on a CPU)")
+    parser.add_argument("--json", action="store_true", help="print the scores as JSON")
+
+
+def main(args) -> None:
+    from hgstudy.config import DATASET_JOINTS
+    from hgstudy.model import load_checkpoint, read_checkpoint
+    from hgstudy.train import build_dataset
+
+    model = load_checkpoint(args.checkpoint)
+    trained = read_checkpoint(args.checkpoint).get("train_config") or {}
+    name = args.dataset or trained.get("dataset")
+    if name is None:
+        raise UserError(f"{args.checkpoint} does not say which dataset it was trained on; pass --dataset")
+    if name not in DATASET_JOINTS:
+        raise UserError(f"--dataset must be one of {', '.join(DATASET_JOINTS)}, got {name!r}")
+    if DATASET_JOINTS[name] != model.config.joints:
+        raise UserError(f"the model predicts {model.config.joints} joints; dataset {name} has {DATASET_JOINTS[name]}")
+    dataset = build_dataset(name, args.split, input_res=model.config.input_res, sigma=trained.get("sigma", 1.0),
+                            augment="none", seed=trained.get("seed", 0),
+                            data_root=args.data_root or trained.get("data_root", "data"),
+                            options=trained.get("data_options"))
+    if args.limit:
+        dataset = Subset(dataset, range(min(args.limit, len(dataset))))
+    runtime = resolve_runtime(args.device, args.precision, "auto", args.compile)
+    model = compile_model(runtime.model(fold_batchnorm(model)), runtime, inference=True)
+    p = predict(model, dataset, runtime, flip=not args.no_flip, batch_size=args.batch_size,
+                num_workers=args.num_workers)
+    scores = score(p)
+    if args.out:
+        save_predictions(args.out, p)
+    if args.json:
+        print(json.dumps(scores))
+        return
+    key = primary_metric(model.config.joints)
+    print(f"{len(p.index)} people, {name} {args.split}, flip test {'off' if args.no_flip else 'on'}, "
+          f"{runtime.describe()}")
+    for i in range(1, model.config.stacks + 1):
+        print(f"stack {i}: {key} {scores[f'{key}_stack{i}']:.2f}")
+    print(f"{key}@{0.5 if key == 'pckh' else 0.2} {scores[key]:.2f}  AUC {scores['auc']:.2f}")
+    if args.out:
+        print(f"predictions written to {args.out}")
