@@ -18,7 +18,7 @@ import yaml
 from hgstudy.errors import UserError
 from hgstudy.model import HourglassConfig
 
-# Joints per dataset; `hgstudy.train.register_dataset` adds entries (tests use a synthetic dataset).
+# Joints per dataset; `hgstudy.data.registry.register_dataset` adds entries.
 DATASET_JOINTS = {"mannequin": 16, "mpii": 16, "flic": 11}
 
 

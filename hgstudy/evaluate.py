@@ -145,30 +145,62 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
 
 
-def main(args) -> None:
-    from hgstudy.config import DATASET_JOINTS
-    from hgstudy.model import load_checkpoint, read_checkpoint
-    from hgstudy.train import build_dataset
+@dataclass
+class Evaluation:
+    """A checkpoint's predictions on a split, with what produced them."""
 
-    model = load_checkpoint(args.checkpoint)
-    trained = read_checkpoint(args.checkpoint).get("train_config") or {}
-    name = args.dataset or trained.get("dataset")
+    model: torch.nn.Module  # the network as trained (fp32, BatchNorm unfolded), e.g. to draw its heatmaps
+    dataset_name: str
+    data_root: str
+    dataset: object  # the people predicted, in order (a Subset when limited)
+    runtime: Runtime
+    predictions: Predictions
+
+    def annotations(self):
+        """Ground truth of the predicted validation people, as `hgstudy.metrics` wants it."""
+        from hgstudy.study import val_annotations
+
+        return val_annotations(self.dataset_name, self.predictions.index, self.data_root)
+
+
+def evaluate_checkpoint(checkpoint, *, dataset: str | None = None, split: str = "val", data_root=None,
+                        limit: int | None = None, flip: bool = True, batch_size: int = 32, num_workers: int = 0,
+                        precision: str = "auto", device: str = "auto", compile: bool = False) -> Evaluation:
+    """Predict `split` of the dataset a checkpoint was trained on (or `dataset`), with its training settings.
+
+    BatchNorm is folded into the convolutions for speed (the same function, `fold_batchnorm`).
+    """
+    from hgstudy.config import DATASET_JOINTS
+    from hgstudy.data.registry import build_dataset
+    from hgstudy.model import load_checkpoint, read_checkpoint
+
+    model = load_checkpoint(checkpoint)
+    trained = read_checkpoint(checkpoint).get("train_config") or {}
+    name = dataset or trained.get("dataset")
     if name is None:
-        raise UserError(f"{args.checkpoint} does not say which dataset it was trained on; pass --dataset")
+        raise UserError(f"{checkpoint} does not say which dataset it was trained on; pass the dataset")
     if name not in DATASET_JOINTS:
-        raise UserError(f"--dataset must be one of {', '.join(DATASET_JOINTS)}, got {name!r}")
+        raise UserError(f"dataset must be one of {', '.join(DATASET_JOINTS)}, got {name!r}")
     if DATASET_JOINTS[name] != model.config.joints:
         raise UserError(f"the model predicts {model.config.joints} joints; dataset {name} has {DATASET_JOINTS[name]}")
-    dataset = build_dataset(name, args.split, input_res=model.config.input_res, sigma=trained.get("sigma", 1.0),
-                            augment="none", seed=trained.get("seed", 0),
-                            data_root=args.data_root or trained.get("data_root", "data"),
-                            options=trained.get("data_options"))
-    if args.limit:
-        dataset = Subset(dataset, range(min(args.limit, len(dataset))))
-    runtime = resolve_runtime(args.device, args.precision, "auto", args.compile)
-    model = compile_model(runtime.model(fold_batchnorm(model)), runtime, inference=True)
-    p = predict(model, dataset, runtime, flip=not args.no_flip, batch_size=args.batch_size,
-                num_workers=args.num_workers)
+    data_root = str(data_root or trained.get("data_root", "data"))
+    data = build_dataset(name, split, input_res=model.config.input_res, sigma=trained.get("sigma", 1.0),
+                         augment="none", seed=trained.get("seed", 0), data_root=data_root,
+                         options=trained.get("data_options"))
+    if limit:
+        data = Subset(data, range(min(limit, len(data))))
+    runtime = resolve_runtime(device, precision, "auto", compile)
+    fast = compile_model(runtime.model(fold_batchnorm(model)), runtime, inference=True)
+    p = predict(fast, data, runtime, flip=flip, batch_size=batch_size, num_workers=num_workers)
+    return Evaluation(model, name, data_root, data, runtime, p)
+
+
+def main(args) -> None:
+    ev = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, split=args.split, data_root=args.data_root,
+                             limit=args.limit, flip=not args.no_flip, batch_size=args.batch_size,
+                             num_workers=args.num_workers, precision=args.precision, device=args.device,
+                             compile=args.compile)
+    p, model = ev.predictions, ev.model
     scores = score(p)
     if args.out:
         save_predictions(args.out, p)
@@ -176,8 +208,8 @@ def main(args) -> None:
         print(json.dumps(scores))
         return
     key = primary_metric(model.config.joints)
-    print(f"{len(p.index)} people, {name} {args.split}, flip test {'off' if args.no_flip else 'on'}, "
-          f"{runtime.describe()}")
+    print(f"{len(p.index)} people, {ev.dataset_name} {args.split}, flip test {'off' if args.no_flip else 'on'}, "
+          f"{ev.runtime.describe()}")
     for i in range(1, model.config.stacks + 1):
         print(f"stack {i}: {key} {scores[f'{key}_stack{i}']:.2f}")
     print(f"{key}@{0.5 if key == 'pckh' else 0.2} {scores[key]:.2f}  AUC {scores['auc']:.2f}")

@@ -245,10 +245,14 @@ def pck_by_visibility(dist, visible, threshold: float = 0.5, strict: bool = Fals
 
 
 # ------------------------------------------------------------------------------------------------- FLIC
-def flic_table(dist, threshold: float = 0.2) -> dict:
+MPII_TORSO_GROUPS = {g: (_M["l_" + g], _M["r_" + g]) for g in ("shoulder", "elbow", "wrist", "hip")}
+
+
+def flic_table(dist, threshold: float = 0.2, groups=None) -> dict:
     """FLIC PCK@threshold (torso units, `<=`) for elbows and wrists, each the mean of left and right."""
+    groups = FLIC_GROUPS if groups is None else groups
     per_joint = pck(dist, threshold, strict=False)
-    return {g: float(np.mean(per_joint[list(FLIC_GROUPS[g])])) for g in ("elbow", "wrist")}
+    return {g: float(np.mean(per_joint[list(groups[g])])) for g in ("elbow", "wrist")}
 
 
 def pdj_curves(dist, thresholds=THRESHOLDS, groups=None) -> pd.DataFrame:
@@ -262,11 +266,29 @@ def pdj_curves(dist, thresholds=THRESHOLDS, groups=None) -> pd.DataFrame:
     )
 
 
+def torso_lengths(ann: Annotations) -> np.ndarray:
+    """(N,) FLIC's reference length: right shoulder to left hip.
+
+    FLIC files store it (`normalize`); for people in the MPII layout (the mannequins) it is measured from the
+    ground truth, NaN where either joint is missing (such people are left out).
+    """
+    if ann.dataset == "flic":
+        return ann.ref_length
+    return np.linalg.norm(ann.joints[:, _M["r_shoulder"]] - ann.joints[:, _M["l_hip"]], axis=-1)
+
+
 def score_flic(ann: Annotations, pred, threshold: float = 0.2, thresholds=THRESHOLDS) -> dict:
-    """{"elbow", "wrist": PCK@threshold, "pdj": DataFrame of PDJ curves} for FLIC predictions (N,11,2)."""
-    _require(ann, "flic")
-    d = distances(ann, pred)
-    return {**flic_table(d, threshold), "pdj": pdj_curves(d, thresholds)}
+    """{"elbow", "wrist": PCK@threshold, "pdj": DataFrame of PDJ curves} in torso units.
+
+    FLIC predictions (N,11,2) as the paper scores them; MPII-layout predictions (N,16,2) get the same
+    measures (torso from `torso_lengths`, PDJ for shoulders, elbows, wrists and hips).
+    """
+    groups = FLIC_GROUPS if ann.dataset == "flic" else MPII_TORSO_GROUPS
+    pred = np.asarray(pred, dtype=np.float64)
+    if pred.shape != ann.joints.shape:
+        raise ValueError(f"predictions have shape {pred.shape}, annotations {ann.joints.shape}")
+    d = normalized_distances(pred, ann.joints, ann.annotated, torso_lengths(ann))
+    return {**flic_table(d, threshold, groups), "pdj": pdj_curves(d, thresholds, groups)}
 
 
 # -------------------------------------------------------------------------------------------------- PCP

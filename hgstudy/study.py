@@ -37,6 +37,9 @@ def load_study(params=None) -> dict:
     seeds = data.get("seeds")
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         raise UserError(f"params.yaml seeds: must be a non-empty list of integers >= 0, got {seeds!r}")
+    flic = data.get("flic", [])
+    if not isinstance(flic, list) or any(name not in models for name in flic):
+        raise UserError(f"params.yaml flic: must be a list of names from models ({', '.join(models)}), got {flic!r}")
     for name in variants:  # every run's configuration is valid before anything trains
         variant_config(data, name, seeds[0])
     return data

@@ -24,7 +24,8 @@ import torch
 from torch.utils.data import DataLoader, Subset, default_collate
 
 from hgstudy import distributed as ddp
-from hgstudy.config import DATASET_JOINTS, TrainConfig, add_config_arguments, config_from_args
+from hgstudy.config import TrainConfig, add_config_arguments, config_from_args
+from hgstudy.data.registry import build_dataset
 from hgstudy.data.targets import draw_targets
 from hgstudy.errors import UserError
 from hgstudy.evaluate import predict, primary_metric, score
@@ -33,59 +34,6 @@ from hgstudy.precision import Runtime, compile_model, fold_batchnorm, resolve_ru
 from hgstudy.runlog import Progress, RunLog
 
 CHECKPOINT, FINAL = "checkpoint.pt", "model.pt"
-
-
-# ------------------------------------------------------------------------------------------------ datasets
-def _per_split(options: dict | None, split: str) -> dict:
-    """Dataset options; a value {train: a, val: b} gives each split its own."""
-    out = {}
-    for key, value in (options or {}).items():
-        if isinstance(value, dict) and value and set(value) <= {"train", "val"}:
-            if split in value:
-                out[key] = value[split]
-        else:
-            out[key] = value
-    return out
-
-
-def _mannequin(split, input_res, sigma, augment, seed, data_root, options):
-    from hgstudy.data.mannequin import MannequinDataset
-
-    return MannequinDataset(split, input_res=input_res, sigma=sigma, augmentation=augment, seed=seed, **options)
-
-
-def _mpii(split, input_res, sigma, augment, seed, data_root, options):
-    from hgstudy.data.mpii import MPII
-
-    return MPII(data_root, "valid" if split == "val" else split, res=input_res, sigma=sigma, augment=augment,
-                seed=seed, **options)
-
-
-def _flic(split, input_res, sigma, augment, seed, data_root, options):
-    from hgstudy.data.flic import FLIC
-
-    return FLIC(data_root, "valid" if split == "val" else split, res=input_res, sigma=sigma, augment=augment,
-                seed=seed, **options)
-
-
-DATASET_BUILDERS = {"mannequin": _mannequin, "mpii": _mpii, "flic": _flic}
-
-
-def register_dataset(name: str, joints: int, builder) -> None:
-    """Add a dataset: builder(split, input_res, sigma, augment, seed, data_root, options) -> Dataset."""
-    DATASET_JOINTS[name] = joints
-    DATASET_BUILDERS[name] = builder
-
-
-def build_dataset(name: str, split: str, *, input_res: int, sigma: float = 1.0, augment: str = "paper",
-                  seed: int = 0, data_root="data", options: dict | None = None):
-    if name not in DATASET_BUILDERS:
-        raise UserError(f"dataset must be one of {', '.join(DATASET_BUILDERS)}, got {name!r}")
-    try:
-        return DATASET_BUILDERS[name](split, input_res, sigma, augment if split == "train" else "none", seed,
-                                      data_root, _per_split(options, split))
-    except TypeError as exc:  # an unknown key in data_options
-        raise UserError(f"data_options for {name}: {exc}") from exc
 
 
 def config_dataset(config: TrainConfig, split: str):

@@ -9,8 +9,9 @@ from torch.utils.data import Dataset, Subset
 
 from hgstudy.data.mannequin import MannequinDataset
 from hgstudy.decode import argmax_quarter, flip_average
-from hgstudy.evaluate import predict, save_predictions, score
-from hgstudy.model import HourglassConfig, StackedHourglass
+from hgstudy.errors import UserError
+from hgstudy.evaluate import evaluate_checkpoint, predict, save_predictions, score
+from hgstudy.model import HourglassConfig, StackedHourglass, save_checkpoint
 from hgstudy.precision import fold_batchnorm
 from hgstudy.score import read_predictions
 
@@ -184,3 +185,24 @@ def test_folding_batchnorm_keeps_the_function():
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(folded(x), model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_evaluate_checkpoint_predicts_the_runs_dataset_as_computed_by_hand(tmp_path):
+    """A run's model.pt says which dataset it learned; its validation people are predicted as by hand."""
+    torch.manual_seed(0)
+    model = StackedHourglass(TINY)
+    save_checkpoint(model, tmp_path / "model.pt", train_config={"dataset": "mannequin", "seed": 0, "sigma": 1.0})
+    ev = evaluate_checkpoint(tmp_path / "model.pt", limit=3, precision="fp32", device="cpu", batch_size=2)
+    assert ev.dataset_name == "mannequin" and len(ev.dataset) == 3
+    data = MannequinDataset("val", input_res=64)
+    model.eval()
+    for i in range(3):  # BatchNorm folded inside: the same function up to rounding
+        hand = by_hand_coords(model, data[i]["image"], data[i]["matrix"])
+        np.testing.assert_allclose(ev.predictions.preds_stacks[:, i], hand, atol=0.3)
+    ann = ev.annotations()
+    np.testing.assert_allclose(np.nan_to_num(ann.joints), np.stack([data[i]["joints"] for i in range(3)]), atol=1e-3)
+    with pytest.raises(UserError, match="predicts 16 joints; dataset flic has 11"):
+        evaluate_checkpoint(tmp_path / "model.pt", dataset="flic")
+    save_checkpoint(model, tmp_path / "bare.pt")
+    with pytest.raises(UserError, match="does not say which dataset"):
+        evaluate_checkpoint(tmp_path / "bare.pt")
