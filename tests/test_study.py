@@ -120,3 +120,14 @@ def test_every_stage_passes_only_parameters_its_notebook_declares(tmp_path, para
     # The default study has no FLIC stage.
     (tmp_path / "cpu").mkdir()
     assert not [n for n in pipeline_stages(tmp_path / "cpu", params) if n.startswith("flic")]
+
+
+def test_a_variants_stages_track_only_its_own_model_and_its_profile(tmp_path, params):
+    """So that editing one variant re-runs only its train/evaluate stages (and the ablation), and editing the
+    paper profile leaves the CPU study alone."""
+    stages = pipeline_stages(tmp_path, params)
+    for variant in params["variants"]:
+        for kind in ("train", "evaluate"):
+            stage = stages[f"{kind}@{variant}-0"]
+            keys = {key for dep in stage.deps if hasattr(dep, "params") for key in dep.params}
+            assert keys == {"profile", f"profiles.{params['profile']}", f"models.{variant}"}, stage.name
