@@ -154,34 +154,47 @@ def make_annotations(
     return Annotations(joints, annotated, visible, ref_length, image_index, dataset, str(source), layout)
 
 
+SPLIT_H5_FIELDS = ("part", "normalize", "visible", "center", "scale", "imgname", "index")
+
+
+def read_split_fields(path, required=("part", "normalize"), download_hint: str | None = None) -> dict:
+    """The arrays of a pose-hg-train split file: every field of SPLIT_H5_FIELDS it holds, `required` ones checked.
+
+    One reader for both uses: ground truth for the metrics (`read_split_h5`) and a dataset's crops and
+    targets (`hgstudy.data.mpii.read_split_h5`). Every failure is a UserError naming the file and the fix.
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        fix = f"run `{download_hint}` or pass" if download_hint else "pass"
+        raise UserError(f"split file {path} not found: {fix} the annotation file's path")
+    try:
+        with h5py.File(path, "r") as f:
+            missing = [k for k in required if k not in f]
+            if missing:
+                raise UserError(f"{path} is not a pose-hg-train split file: no field(s) {', '.join(map(repr, missing))} "
+                                f"(found {', '.join(sorted(f.keys()))})")
+            return {k: f[k][()] for k in SPLIT_H5_FIELDS if k in f}
+    except OSError as exc:
+        raise UserError(f"cannot read {path} as HDF5 (corrupt or truncated?): {exc}; download it again") from exc
+
+
 def read_split_h5(path: str | Path) -> Annotations:
     """Read a pose-hg-train split file (MPII `valid.h5`, FLIC `valid.h5`, ...).
 
     A joint is annotated unless its `part` entry is exactly (0, 0); the reference length is `normalize`;
     people are grouped into images by `imgname` (else `index`, else one image each).
     """
-    import h5py
-
-    path = Path(path)
-    try:
-        with h5py.File(path, "r") as f:
-            for field in ("part", "normalize"):
-                if field not in f:
-                    raise UserError(
-                        f"{path}: missing field '{field}' (a pose-hg-train split file has part, normalize, "
-                        f"visible, imgname/index; found {sorted(f.keys())})"
-                    )
-            part = np.asarray(f["part"][()], dtype=np.float64)
-            normalize = np.asarray(f["normalize"][()], dtype=np.float64)
-            visible = np.asarray(f["visible"][()]) if "visible" in f else None
-            groups = next((np.asarray(f[k][()]) for k in ("imgname", "index") if k in f), None)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read as HDF5 ({exc})") from exc
+    fields = read_split_fields(path)
+    part = np.asarray(fields["part"], dtype=np.float64)
     if part.ndim != 3 or part.shape[2] != 2:
         raise UserError(f"{path}: field 'part' has shape {part.shape}; expected (people, joints, 2)")
+    groups = next((np.asarray(fields[k]) for k in ("imgname", "index") if k in fields), None)
     annotated = ~(part == 0).all(axis=2)
     return make_annotations(
-        part, annotated, normalize, visible=visible, image_index=groups, source=str(path), layout="pose-hg-train h5"
+        part, annotated, np.asarray(fields["normalize"], dtype=np.float64), visible=fields.get("visible"),
+        image_index=groups, source=str(path), layout="pose-hg-train h5"
     )
 
 

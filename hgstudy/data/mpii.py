@@ -17,10 +17,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 from torch.utils.data import Dataset
 
+from hgstudy.annotations import read_split_fields
 from hgstudy.data.sample import annotate_sample
 from hgstudy.data.store import CropStore, ImageFolder, compose_affine, prepare_store
 from hgstudy.data.transforms import (
@@ -56,20 +56,11 @@ class Split:
 
 def read_split_h5(path, num_joints: int, download_hint: str = "hgstudy download mpii") -> Split:
     """Read a pose-hg-train split file (MPII or FLIC layout)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"split file {path} not found: run `{download_hint}` or pass the annotation file's path")
-    try:
-        with h5py.File(path, "r") as f:
-            missing = [k for k in ("center", "scale", "part", "visible", "normalize", "imgname") if k not in f]
-            if missing:
-                raise UserError(f"{path} is not a pose-hg-train split file: no field(s) {', '.join(missing)}")
-            part = np.asarray(f["part"][()], dtype=np.float64)
-            center, scale = np.asarray(f["center"][()], np.float64), np.asarray(f["scale"][()], np.float64)
-            visible, norm = np.asarray(f["visible"][()], np.float32), np.asarray(f["normalize"][()], np.float64)
-            names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in f["imgname"][()])
-    except OSError as exc:
-        raise UserError(f"cannot read {path} as HDF5 (corrupt or truncated?): {exc}; download it again") from exc
+    f = read_split_fields(path, ("center", "scale", "part", "visible", "normalize", "imgname"), download_hint)
+    part = np.asarray(f["part"], dtype=np.float64)
+    center, scale = np.asarray(f["center"], np.float64), np.asarray(f["scale"], np.float64)
+    visible, norm = np.asarray(f["visible"], np.float32), np.asarray(f["normalize"], np.float64)
+    names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in f["imgname"])
     n = len(scale)
     if part.shape != (n, num_joints, 2) or visible.shape != (n, num_joints) or center.shape != (n, 2):
         raise UserError(f"{path}: expected {num_joints} joints per person, found part {part.shape}, "
