@@ -173,8 +173,8 @@ def read_split_fields(path, required=("part", "normalize"), download_hint: str |
         with h5py.File(path, "r") as f:
             missing = [k for k in required if k not in f]
             if missing:
-                raise UserError(f"{path} is not a pose-hg-train split file: no field(s) {', '.join(map(repr, missing))} "
-                                f"(found {', '.join(sorted(f.keys()))})")
+                names, found = ", ".join(map(repr, missing)), ", ".join(sorted(f.keys()))
+                raise UserError(f"{path} is not a pose-hg-train split file: no field(s) {names} (found {found})")
             return {k: f[k][()] for k in SPLIT_H5_FIELDS if k in f}
     except OSError as exc:
         raise UserError(f"cannot read {path} as HDF5 (corrupt or truncated?): {exc}; download it again") from exc
