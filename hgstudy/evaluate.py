@@ -151,6 +151,7 @@ class Evaluation:
 
     model: torch.nn.Module  # the network as trained (fp32, BatchNorm unfolded), e.g. to draw its heatmaps
     dataset_name: str
+    split: str
     data_root: str
     dataset: object  # the people predicted, in order (a Subset when limited)
     runtime: Runtime
@@ -160,6 +161,8 @@ class Evaluation:
         """Ground truth of the predicted validation people, as `hgstudy.metrics` wants it."""
         from hgstudy.study import val_annotations
 
+        if self.split != "val":  # the annotation readers hold the validation splits' ground truth only
+            raise UserError(f"ground truth for metrics is available for the val split only, not {self.split!r}")
         return val_annotations(self.dataset_name, self.predictions.index, self.data_root)
 
 
@@ -192,7 +195,7 @@ def evaluate_checkpoint(checkpoint, *, dataset: str | None = None, split: str = 
     runtime = resolve_runtime(device, precision, "auto", compile)
     fast = compile_model(runtime.model(fold_batchnorm(model)), runtime, inference=True)
     p = predict(fast, data, runtime, flip=flip, batch_size=batch_size, num_workers=num_workers)
-    return Evaluation(model, name, data_root, data, runtime, p)
+    return Evaluation(model, name, split, data_root, data, runtime, p)
 
 
 def main(args) -> None:

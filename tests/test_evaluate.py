@@ -201,6 +201,9 @@ def test_evaluate_checkpoint_predicts_the_runs_dataset_as_computed_by_hand(tmp_p
         np.testing.assert_allclose(ev.predictions.preds_stacks[:, i], hand, atol=0.3)
     ann = ev.annotations()
     np.testing.assert_allclose(np.nan_to_num(ann.joints), np.stack([data[i]["joints"] for i in range(3)]), atol=1e-3)
+    train = evaluate_checkpoint(tmp_path / "model.pt", split="train", limit=2, precision="fp32", device="cpu")
+    with pytest.raises(UserError, match="val split only, not 'train'"):  # not the val people's ground truth
+        train.annotations()
     with pytest.raises(UserError, match="predicts 16 joints; dataset flic has 11"):
         evaluate_checkpoint(tmp_path / "model.pt", dataset="flic")
     save_checkpoint(model, tmp_path / "bare.pt")
