@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).resolve().parent
-sys.path.insert(0, str(TESTS))  # test helpers such as reference_layouts
+sys.path.insert(0, str(TESTS / "model"))  # test helpers such as reference_layouts
 
 
 @pytest.fixture(scope="session")

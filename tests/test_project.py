@@ -64,3 +64,50 @@ def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "hgstudy.cli", "summary", "--json", "--stacks", "2"],
                          capture_output=True, text=True, check=True).stdout
     assert set(json.loads(out)) == {"params", "gflops"}
+
+
+# ------------------------------------------------------------------------------------------- package layout
+PACKAGE = ROOT / "hgstudy"
+# Rooms from the bottom up: a module may import its own room and rooms of a lower level only (no cycles; model
+# and scoring, on the same level, do not import each other).
+LEVELS = {"core": 0, "model": 1, "scoring": 1, "data": 2, "mannequin": 3, "datasets": 4, "engine": 5, "study": 6,
+          "cli": 7, "__init__": 0}
+
+
+def package_modules():
+    return sorted(p for p in PACKAGE.rglob("*.py"))
+
+
+def room(path: Path) -> str:
+    return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+
+
+def test_package_is_a_few_rooms_of_small_modules():
+    top = [p for p in PACKAGE.glob("*.py")]
+    assert len(top) <= 8, sorted(p.name for p in top)
+    for folder in {p.parent for p in package_modules()}:
+        assert len(list(folder.glob("*.py"))) <= 10, folder
+    long = {str(p.relative_to(ROOT)): n for p in package_modules() if (n := len(p.read_text().splitlines())) > 400}
+    assert long == {}
+
+
+def test_imports_flow_one_way_and_none_hides_in_a_function():
+    import ast
+
+    problems = []
+    for path in package_modules():
+        mine = room(path)
+        tree = ast.parse(path.read_text())
+        top_level = {id(n) for n in tree.body}
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Import | ast.ImportFrom):
+                continue
+            names = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            for name in (n for n in names if n and n.startswith("hgstudy.")):
+                theirs = name.split(".")[1]
+                if id(node) not in top_level:
+                    problems.append(f"{path.relative_to(ROOT)} imports {name} inside a function")
+                if theirs != mine and (LEVELS[theirs] > LEVELS[mine]
+                                       or (LEVELS[theirs] == LEVELS[mine] and mine != "__init__")):
+                    problems.append(f"{path.relative_to(ROOT)} ({mine}) imports {name} ({theirs})")
+    assert problems == []

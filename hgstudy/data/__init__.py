@@ -1,4 +1,5 @@
-"""Datasets (MPII, FLIC, the embedded MPII Mannequins) and the crop/augmentation/target code they share.
+"""Data: the real datasets (MPII, FLIC), their downloads and crop store, and the sample code every dataset shares
+(augmentation, targets, the seeded Dataset base; the mannequins build on it in `hgstudy.mannequin`).
 
 Every dataset's `__getitem__` returns the same sample, so training, evaluation and metrics never
 know which dataset they run on. Values are numpy arrays or Python numbers; torch's default collate
@@ -14,7 +15,7 @@ turns them into batched tensors. R = input resolution, r = R // 4 = heatmap reso
     visible        float32 (J,)       the annotation's visibility flag
     matrix         float64 (2, 3)     affine map original image -> heatmap pixels used for this sample
                                       (matrix_input: the same to input-crop pixels);
-                                      `transforms.invert_affine` maps predictions back
+                                      `hgstudy.core.geometry.invert_affine` maps predictions back
     center         float32 (2,), scale float: the crop's centre and scale after dataset adjustments
     norm           float: PCKh head size (MPII) or torso size (FLIC), in original pixels
     index          int: position of the person in the split

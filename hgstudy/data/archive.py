@@ -19,7 +19,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from hgstudy.errors import UserError
+from hgstudy.core.errors import UserError
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz", ".zip")
 

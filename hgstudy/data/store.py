@@ -27,22 +27,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from hgstudy.data.transforms import affine_matrix, invert_affine, warp_image
-from hgstudy.errors import UserError
-
-
-def origin_shift(pixel_origin: float) -> np.ndarray:
-    """Affine map from annotation coordinates to 0-based image pixels: x_pixel = x_annotation - origin.
-
-    MPII and FLIC annotations come from MATLAB, where the first pixel's centre is 1 (pose-hg-train crops
-    with that convention); OpenCV's first pixel centre is 0.
-    """
-    return np.array([[1.0, 0.0, -pixel_origin], [0.0, 1.0, -pixel_origin]])
-
-
-def compose_affine(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
-    """The (2, 3) affine map `outer(inner(x))`."""
-    return np.hstack([outer[:, :2] @ inner[:, :2], (outer[:, :2] @ inner[:, 2] + outer[:, 2])[:, None]])
+from hgstudy.core.errors import UserError
+from hgstudy.core.geometry import affine_matrix, compose_affine, invert_affine, origin_shift
+from hgstudy.data.augment import warp_image
 
 
 def read_image(path: Path) -> np.ndarray:

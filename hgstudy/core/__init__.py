@@ -1,0 +1,1 @@
+"""Basics every room uses: the user-facing error, typed settings, atomic files, crop geometry, joint sets."""

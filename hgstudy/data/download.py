@@ -1,0 +1,326 @@
+"""Fetch MPII and FLIC from their official locations (`hgstudy download mpii|flic`).
+
+Each file is streamed to `NAME.part`, resumed with an HTTP Range request when a previous run was cut, and
+takes its final name only after its size and SHA-256 are verified. The split files' SHA-256s are pinned
+here; the large archives publish none, so the checksum of the first verified download is recorded in a
+ledger (`<root>/checksums.json` by default; commit it to pin the data of a project) and later downloads are
+verified against it. Archives are then extracted safely (`hgstudy.data.archive`). A failed file never
+stops the others; the command ends with one error listing each failure and what to do about it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from hgstudy.core.errors import UserError
+from hgstudy.data.archive import extract, is_extracted
+from hgstudy.data.flic import FLIC
+from hgstudy.data.mpii import MPII
+
+CHUNK = 1 << 20
+HG_TRAIN = "https://raw.githubusercontent.com/princeton-vl/pose-hg-train/master/data"
+MPII_HOST = "https://datasets.d2.mpi-inf.mpg.de/andriluka14cvpr"
+# FLIC.zip: the historical direct link used by most scripts. The dataset page (bensapp.github.io/flic-dataset.html)
+# now points to a copy on Google Drive: check this location, or use --mirror / place the file by hand.
+FLIC_ZIP = "http://vision.grasp.upenn.edu/video/FLIC.zip"
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str  # path under the data root, e.g. "mpii/valid.h5"
+    url: str
+    sha256: str | None = None  # pinned (None: recorded on the first verified download)
+    size: int | None = None
+    extract: bool = False  # archives are extracted into the folder that holds them
+
+
+DATASETS: dict[str, tuple[RemoteFile, ...]] = {
+    "mpii": (
+        RemoteFile("mpii/train.h5", f"{HG_TRAIN}/mpii/annot/train.h5"),
+        RemoteFile("mpii/valid.h5", f"{HG_TRAIN}/mpii/annot/valid.h5",
+                   "6c9e29d1472945abf370339d8a75e0da4117be52dcc3f589cb9f4a77cac2b760", 1350310),
+        RemoteFile("mpii/test.h5", f"{HG_TRAIN}/mpii/annot/test.h5"),
+        RemoteFile("mpii/mpii_human_pose_v1_u12_2.zip", f"{MPII_HOST}/mpii_human_pose_v1_u12_2.zip", extract=True),
+        RemoteFile("mpii/mpii_human_pose_v1.tar.gz", f"{MPII_HOST}/mpii_human_pose_v1.tar.gz", extract=True),
+    ),
+    "flic": (
+        RemoteFile("flic/train.h5", f"{HG_TRAIN}/flic/annot/train.h5",
+                   "b736543395c47120efefdb5d3230d07d1a5d32c834892a74249b4b4f9be891fe", 1419577),
+        RemoteFile("flic/valid.h5", f"{HG_TRAIN}/flic/annot/valid.h5",
+                   "0c4d4c20bb5a69cf22e2c68adebe0cb8ce6686bdcb50d7a7180680616d9e4fec", 364872),
+        RemoteFile("flic/FLIC.zip", FLIC_ZIP, extract=True),
+    ),
+}
+
+
+class DownloadError(Exception):
+    """One file's failure (reported with its name, source and remedy by `acquire`)."""
+
+
+def mirror_url(url: str, mirror: str | None) -> str:
+    """Replace scheme and host of `url` by `mirror` (which may carry a path prefix); keep the path."""
+    if not mirror:
+        return url
+    base = urllib.parse.urlsplit(mirror)
+    if not base.scheme or not base.netloc:
+        raise UserError(f"--mirror {mirror!r} is not a URL like https://host[/prefix]")
+    path = urllib.parse.urlsplit(url).path
+    return urllib.parse.urlunsplit((base.scheme, base.netloc, base.path.rstrip("/") + path, "", ""))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Ledger:
+    """The JSON record of verified files: {"files": {name: {"sha256", "size", "url", "verified"}}}."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.files: dict[str, dict] = {}
+        if self.path.exists():
+            try:
+                self.files = dict(json.loads(self.path.read_text())["files"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise UserError(f"checksum ledger {self.path} is not valid JSON with a 'files' object: {exc}") from exc
+
+    def get(self, name: str) -> dict | None:
+        return self.files.get(name)
+
+    def record(self, name: str, sha256: str, size: int, url: str) -> None:
+        self.files[name] = {"sha256": sha256, "size": size, "url": url,
+                            "verified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"comment": "SHA-256 of files verified by `hgstudy download`; later downloads must match.",
+                           "files": dict(sorted(self.files.items()))}, indent=1)
+        partial = self.path.with_name(self.path.name + ".tmp")
+        partial.write_text(text + "\n")
+        os.replace(partial, self.path)
+
+
+def _progress(name: str, total: int | None, initial: int):
+    tty = sys.stderr.isatty()
+    # not a terminal: tqdm prints its first and last state only (about one line per file)
+    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
+                file=sys.stderr, mininterval=0.5 if tty else 1e9, leave=True, dynamic_ncols=tty)
+
+
+def _content_range(header: str | None) -> tuple[int | None, int | None]:
+    """(first byte, total size) of a `Content-Range: bytes a-b/n` header."""
+    match = re.match(r"bytes (\d+)-\d+/(\d+|\*)", header or "")
+    if not match:
+        return None, None
+    return int(match.group(1)), (None if match.group(2) == "*" else int(match.group(2)))
+
+
+def _open(url: str, start: int, timeout: float):
+    headers = {"User-Agent": "hgstudy-download/1", "Accept-Encoding": "identity"}
+    if start:
+        headers["Range"] = f"bytes={start}-"
+    try:
+        return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and start:  # nothing left to send: the partial file may already be whole
+            return exc
+        raise DownloadError(f"the server answered HTTP {exc.code} {exc.reason}") from exc
+    except urllib.error.URLError as exc:
+        raise DownloadError(f"cannot reach the server ({exc.reason})") from exc
+    except (OSError, http.client.HTTPException) as exc:
+        raise DownloadError(f"cannot reach the server ({exc})") from exc
+
+
+def stream(url: str, part: Path, label: str, timeout: float = 60.0) -> tuple[str, int]:
+    """Download `url` into `part`, resuming from its current length where the server allows (HTTP Range).
+
+    Returns (sha256, size) of the whole file. Raises DownloadError on HTTP errors, a cut connection
+    (the partial file is kept for the next run to resume) or a response shorter than announced.
+    """
+    start = part.stat().st_size if part.exists() else 0
+    response = _open(url, start, timeout)
+    digest = hashlib.sha256()
+    if isinstance(response, urllib.error.HTTPError):  # 416: is the partial file already the whole file?
+        match = re.match(r"bytes \*/(\d+)", response.headers.get("Content-Range") or "")
+        response.close()
+        if match and int(match.group(1)) == start:
+            return sha256_file(part), start
+        part.unlink()  # unverified and unusable: start over
+        return stream(url, part, label, timeout)
+    with response:
+        total = response.headers.get("Content-Length")
+        total = int(total) if total and total.isdigit() else None
+        first, full = _content_range(response.headers.get("Content-Range"))
+        if start and response.status == 206 and first == start:
+            mode, total = "ab", full if full is not None else (start + total if total is not None else None)
+            with open(part, "rb") as f:  # the hash covers the bytes already there
+                for block in iter(lambda: f.read(CHUNK), b""):
+                    digest.update(block)
+        else:  # the server ignores Range: start over
+            mode, start = "wb", 0
+        size = start
+        with open(part, mode) as out, _progress(label, total, start) as bar:
+            while True:
+                try:
+                    block = response.read(CHUNK)
+                except (http.client.IncompleteRead, http.client.HTTPException, OSError) as exc:
+                    raise DownloadError(
+                        f"the connection was lost after {size:,} of {total or '?'} bytes ({type(exc).__name__}); "
+                        f"the partial file {part} is kept: run the same command again to resume"
+                    ) from exc
+                if not block:
+                    break
+                out.write(block)
+                digest.update(block)
+                size += len(block)
+                bar.update(len(block))
+    if total is not None and size != total:
+        raise DownloadError(f"the transfer stopped after {size:,} of {total:,} bytes; "
+                            f"the partial file {part} is kept: run the same command again to resume")
+    return digest.hexdigest(), size
+
+
+def fetch(remote: RemoteFile, root: Path, ledger: Ledger, mirror: str | None = None, timeout: float = 60.0,
+          log=print) -> tuple[Path, str, int, bool]:
+    """Make sure `remote` is at root/remote.name with a verified checksum.
+
+    Returns (path, sha256, size, known): `known` says the checksum was checked against a pinned or recorded
+    value (otherwise this is the first verified download and the caller records it). Never deletes or
+    re-downloads a file that is already in place; raises DownloadError with the reason otherwise.
+    """
+    dest = Path(root) / remote.name
+    url = mirror_url(remote.url, mirror)
+    entry = ledger.get(remote.name)
+    if remote.sha256 and entry and entry.get("sha256") != remote.sha256:
+        entry = None  # a stale record never overrides a pinned checksum
+    expected = remote.sha256 or (entry or {}).get("sha256")
+    expected_size = remote.size or (entry or {}).get("size")
+    if dest.exists():
+        size = dest.stat().st_size
+        if entry and entry.get("size") == size:
+            return dest, entry["sha256"], size, True  # verified before (re-hashing 13 GB each run would be slow)
+        digest = sha256_file(dest)
+        if expected and digest != expected:
+            raise DownloadError(f"{dest} already exists but its SHA-256 is {digest}, not {expected}: it is not "
+                                "the expected file. Move it away (it was not deleted) and run again")
+        log(f"{remote.name}: found in place, SHA-256 {digest}")
+        return dest, digest, size, expected is not None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    log(f"{remote.name}: downloading {url}" + (" (resuming)" if part.exists() else ""))
+    digest, size = stream(url, part, remote.name, timeout)
+    problem = None
+    if expected_size is not None and size != expected_size:
+        problem = f"it has {size:,} bytes, not the expected {expected_size:,}"
+    elif expected and digest != expected:
+        problem = f"its SHA-256 is {digest}, not the expected {expected}"
+    if problem:
+        rejected = dest.with_name(dest.name + ".rejected")
+        os.replace(part, rejected)
+        raise DownloadError(f"the download is corrupt or not the expected file: {problem}; "
+                            f"it was moved to {rejected} and will be downloaded afresh next time")
+    os.replace(part, dest)
+    return dest, digest, size, expected is not None
+
+
+def check_h5(path: Path) -> None:
+    """Read every dataset of an HDF5 file whose checksum is not known yet (a truncated file fails here)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(lambda name, item: item[()] if isinstance(item, h5py.Dataset) else None)
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(f"{path} is not a readable HDF5 file ({exc}).") from exc
+
+
+def acquire(dataset: str, root: Path, mirror: str | None = None, checksums: Path | None = None,
+            only: list[str] | None = None, do_extract: bool = True, timeout: float = 60.0, log=print) -> list[Path]:
+    """Download, verify and extract every file of `dataset` ("mpii" or "flic"); return their paths.
+
+    A file whose checksum is not pinned is recorded in the ledger `checksums` (default root/checksums.json)
+    once verified (archives: once extracted without error). Raises one UserError listing every failure.
+    """
+    if dataset not in DATASETS:
+        raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    root = Path(root)
+    ledger = Ledger(Path(checksums) if checksums else root / "checksums.json")
+    files = [f for f in DATASETS[dataset] if not only or Path(f.name).name in only or f.name in only]
+    if only and not files:
+        names = ", ".join(Path(f.name).name for f in DATASETS[dataset])
+        raise UserError(f"--only {' '.join(only)} matches no file of {dataset}; its files are: {names}")
+    done, failures = [], []
+    for remote in files:
+        url = mirror_url(remote.url, mirror)
+        dest = root / remote.name
+        try:
+            path, digest, size, known = fetch(remote, root, ledger, mirror, timeout, log)
+            try:
+                if not known and path.suffix == ".h5":
+                    check_h5(path)
+                if remote.extract and do_extract and not is_extracted(path, path.parent):
+                    extract(path, path.parent, log=log)
+            except UserError as exc:
+                if not known:  # never verified by a checksum: it must not pass for a good download
+                    rejected = path.with_name(path.name + ".rejected")
+                    os.replace(path, rejected)
+                    raise DownloadError(f"{exc} The file was moved to {rejected}") from exc
+                raise DownloadError(str(exc)) from exc
+            entry = ledger.get(remote.name)
+            if entry is None or entry.get("sha256") != digest or entry.get("size") != size:
+                ledger.record(remote.name, digest, size, url)
+            done.append(path)
+            log(f"{remote.name}: verified (SHA-256 {digest[:16]}..., {size:,} bytes)")
+        except DownloadError as exc:
+            failures.append(f"- {remote.name} from {url}: {exc}.\n  To fix: rerun, use --mirror URL, or download "
+                            f"it by hand and place it at {dest.resolve()}")
+    if failures:
+        raise UserError(f"{len(failures)} of {len(files)} {dataset} file(s) failed:\n" + "\n".join(failures))
+    return done
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("dataset", choices=sorted(DATASETS), help="which dataset to fetch")
+    parser.add_argument("--root", type=Path, default=Path("data"), help="data folder (default: data/)")
+    parser.add_argument("--mirror", default=None,
+                        help="replace scheme and host of every official URL by this one (file paths are kept)")
+    parser.add_argument("--checksums", type=Path, default=None,
+                        help="ledger of verified SHA-256s (default: ROOT/checksums.json); commit it to pin the data")
+    parser.add_argument("--only", nargs="+", metavar="FILE", help="fetch only these files (e.g. valid.h5 train.h5)")
+    parser.add_argument("--no-extract", action="store_true", help="download and verify, do not extract archives")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds without data before giving up")
+    parser.add_argument("--prepare", action="store_true",
+                        help="then decode each image once into crop stores ROOT/DATASET/crops-{train,valid} "
+                             "(fast loading: pass store=... to the dataset)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for --prepare")
+
+
+def prepare_stores(dataset: str, root: Path, workers: int = 1) -> list[Path]:
+    """Decode each image of both splits once into root/<dataset>/crops-<split> (see hgstudy.data.store)."""
+    Dataset = MPII if dataset == "mpii" else FLIC
+    return [Dataset(root, split).prepare(Path(root) / dataset / f"crops-{split}", workers=workers)
+            for split in ("train", "valid")]
+
+
+def main(args) -> None:
+    paths = acquire(args.dataset, args.root, mirror=args.mirror, checksums=args.checksums, only=args.only,
+                    do_extract=not args.no_extract, timeout=args.timeout)
+    print(f"{args.dataset}: {len(paths)} file(s) verified under {Path(args.root).resolve()}")
+    if args.prepare:
+        for store in prepare_stores(args.dataset, args.root, args.workers):
+            print(f"crop store ready: {store}")

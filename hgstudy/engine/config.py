@@ -1,0 +1,155 @@
+"""The training configuration: one flat frozen dataclass, read from params.yaml sections, CLI flags and notebooks.
+
+Sources are merged in order, later ones winning: the defaults (the paper's recipe), each `params.yaml`
+section named (a dotted path such as `profiles.cpu.train` or `models.hg`), then explicit overrides
+(`--lr 1e-3` on the command line, a dict from a notebook's parameters). Every value is checked where it comes
+from (`hgstudy.core.fields`), so an error names its full path (`profiles.cpu.train.lr: must be greater than
+0`), and the training loop only ever sees a valid configuration. The model's fields are `ModelFields`'.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+from hgstudy.core.errors import UserError
+from hgstudy.core.fields import (
+    add_arguments,
+    arguments_given,
+    check_fields,
+    check_mapping,
+    params_section,
+    read_params,
+    setting,
+)
+from hgstudy.datasets import DATASETS, dataset_spec
+from hgstudy.model.network import HourglassConfig, ModelFields
+
+Dataset = Literal[tuple(DATASETS)]
+
+
+@dataclass(frozen=True)
+class TrainConfig(ModelFields):
+    # data
+    dataset: Dataset = setting("mannequin", "training and validation data")
+    data_root: str = setting("data", "folder of `hgstudy download` (mpii, flic)")
+    data_options: dict = setting(help="extra dataset arguments (a value {train: .., val: ..} differs per split)",
+                                 default_factory=dict)
+    augment: Literal["paper", "official", "none"] = setting("paper", "training augmentation")
+    sigma: float = setting(1.0, "target Gaussian sigma in heatmap pixels", above=0.0, maximum=64.0)
+    # supervision
+    supervision: Literal["all", "last", "weights"] = setting("all", "which stacks' outputs the loss uses")
+    stack_weights: list[float] | None = setting(None, "per-stack loss weights (supervision: weights)", minimum=0.0)
+    decoder_weight: float = setting(1.0, "weight of each HG-Int decoder loss", minimum=0.0)
+    # optimiser and schedule
+    optimizer: Literal["rmsprop", "adam"] = setting("rmsprop", "paper: rmsprop; the PyTorch port: adam")
+    lr: float = setting(2.5e-4, "learning rate", above=0.0, maximum=10.0)
+    weight_decay: float = setting(0.0, "L2 weight decay", minimum=0.0)
+    schedule: Literal["plateau", "steps", "constant"] = setting("plateau", "learning-rate drops")
+    lr_drop: float = setting(0.2, "factor applied at each drop", above=0.0, maximum=1.0)
+    lr_steps: list[int] = setting(help="steps at which to drop (schedule: steps)", minimum=1, default_factory=list)
+    plateau_patience: int = setting(5, "validations without improvement before a drop", minimum=0)
+    plateau_min_delta: float = setting(0.1, "improvement in PCKh points that counts", minimum=0.0)
+    # run
+    batch_size: int = setting(6, "global batch (split over torchrun processes)", minimum=1, maximum=65536)
+    steps: int = setting(800_000, "optimiser steps in all (can grow on resume)", minimum=1)
+    seed: int = setting(0, "model init, data order and augmentation", minimum=0, maximum=2**31 - 1)
+    precision: Literal["auto", "fp32", "bf16"] = setting("auto", "auto = the fastest correct precision here")
+    channels_last: bool | Literal["auto"] = setting("auto", "channels_last memory format (auto: where faster)")
+    compile: bool = setting(False, "torch.compile the training step")
+    device: Literal["auto", "cpu", "cuda"] = setting("auto", "where to train")
+    sync_bn: bool = setting(True, "BatchNorm statistics over the global batch under torchrun")
+    num_workers: int = setting(0, "data-loading processes per training process", minimum=0, maximum=256)
+    val_every: int = setting(8000, "validate every N steps (and at the end)", minimum=1)
+    val_samples: int | None = setting(None, "validate on the first N people (null = all)", minimum=1)
+    val_flip: bool = setting(False, "flip test during training-time validation")
+    checkpoint_every: int = setting(1000, "write a checkpoint every N steps (and at the end)", minimum=1)
+    log_every: int = setting(50, "write a train.tsv row every N steps", minimum=1)
+
+    def __post_init__(self):
+        check_fields(self)
+        if self.supervision == "weights":
+            if self.stack_weights is None or len(self.stack_weights) != self.stacks:
+                raise UserError(f"stack_weights: supervision 'weights' needs {self.stacks} weights (one per stack), "
+                                f"got {self.stack_weights!r}")
+            if not any(self.stack_weights):
+                raise UserError("stack_weights: at least one weight must be positive, or nothing is trained")
+        elif self.stack_weights is not None:
+            raise UserError(f"stack_weights: given, but supervision is {self.supervision!r}; set supervision: weights")
+        if self.schedule == "steps" and not self.lr_steps:
+            raise UserError("lr_steps: schedule 'steps' needs a non-empty list of steps")
+        if any(b <= a for a, b in zip(self.lr_steps, self.lr_steps[1:])):
+            raise UserError(f"lr_steps: must be increasing, got {self.lr_steps}")
+        self.check_model("model")  # the model's own checks (divisibility, decoder depth), named by key
+
+    @property
+    def joints(self) -> int:
+        return dataset_spec(self.dataset).joints
+
+    def model_config(self) -> HourglassConfig:
+        return HourglassConfig(**self.model_fields(), joints=self.joints)
+
+    def loss_weights(self) -> list[float]:
+        if self.supervision == "all":
+            return [1.0] * self.stacks
+        if self.supervision == "last":
+            return [0.0] * (self.stacks - 1) + [1.0]
+        return list(self.stack_weights)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "configuration") -> TrainConfig:
+        return cls(**check_mapping(cls, values, source))
+
+    def identity(self) -> dict:
+        """The values that decide a run's results (what a checkpoint must match to be resumed)."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUN_ONLY}
+
+    def differences(self, other: dict) -> list[str]:
+        """'key: checkpoint X, now Y' for each identity value that differs from a stored configuration."""
+        mine = self.identity()
+        theirs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in other.items() if k not in RUN_ONLY}
+        mine = {k: (list(v) if isinstance(v, tuple) else v) for k, v in mine.items()}
+        return [f"{k}: checkpoint {theirs.get(k, '<absent>')!r}, now {mine.get(k, '<absent>')!r}"
+                for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
+
+
+FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+# Values that change how fast or where a run goes, not where it ends up (steps may grow to extend a run).
+RUN_ONLY = frozenset({"data_root", "steps", "device", "compile", "num_workers", "checkpoint_every", "log_every",
+                      "channels_last"})
+
+
+# ----------------------------------------------------------------------------------------------- loading
+def load_config(params=None, sections=(), overrides: dict | None = None, prefix: str = "overrides.") -> TrainConfig:
+    """Defaults, then each params section in order, then the overrides (None values are ignored).
+
+    Each value is checked where it comes from: an error names `<section>.<key>` or `<prefix><key>`.
+    """
+    values: dict = {}
+    if sections and params is None:
+        raise UserError("sections were named without a params file")
+    if params is not None:
+        data = params if isinstance(params, dict) else read_params(params)
+        source = "params" if isinstance(params, dict) else str(params)
+        for section in sections:
+            values.update(check_mapping(TrainConfig, params_section(data, section, source),
+                                        f"{source} section {section!r}", prefix=f"{section}."))
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    values.update(check_mapping(TrainConfig, given, prefix.rstrip(".") or "overrides", prefix=prefix))
+    return TrainConfig(**values)
+
+
+def add_config_arguments(parser) -> None:
+    """--params, --section and one --<key> flag per configuration field (values parsed as YAML)."""
+    parser.add_argument("--params", help="YAML file with configuration sections (e.g. params.yaml)")
+    parser.add_argument("--section", action="append", default=[],
+                        help="dotted section of --params to apply (repeatable, later ones win), e.g. models.hg")
+    add_arguments(parser, TrainConfig, title="configuration (overrides params; values are YAML: 1e-3, [1, 2], true)")
+
+
+def config_from_args(args) -> TrainConfig:
+    return load_config(args.params, args.section, arguments_given(args, TrainConfig), prefix="--")

@@ -1,0 +1,197 @@
+"""Predictions and scores for a split: flip test, quarter-pixel decode, every stack (`hgstudy evaluate`).
+
+Predictions are written in the layout `hgstudy score` reads (`hgstudy.scoring.predictions.write_predictions`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from hgstudy.core.errors import UserError
+from hgstudy.core.files import check_writable
+from hgstudy.core.joints import METRICS
+from hgstudy.datasets import build_dataset, dataset_spec, val_annotations
+from hgstudy.engine.runtime import Runtime, compile_model, resolve_runtime
+from hgstudy.model.checkpoint import model_from_checkpoint, read_checkpoint
+from hgstudy.model.network import fold_batchnorm
+from hgstudy.scoring import metrics
+from hgstudy.scoring.annotations import Annotations
+from hgstudy.scoring.decode import argmax_quarter, flip_average, to_image_coords
+from hgstudy.scoring.predictions import write_predictions
+
+
+@dataclass
+class Predictions:
+    preds_stacks: np.ndarray  # (S, N, J, 2) original pixels
+    index: np.ndarray  # (N,) dataset index of each person
+    joints: np.ndarray  # (N, J, 2) ground truth as the dataset gives it
+    annotated: np.ndarray  # (N, J) bool
+    visible: np.ndarray  # (N, J)
+    norm: np.ndarray  # (N,) PCKh head size (MPII) or torso size (FLIC)
+    layout: str = "mpii"  # the people's joint set (hgstudy.core.joints.JOINT_LAYOUTS)
+
+    @property
+    def preds(self) -> np.ndarray:
+        """(N, J, 2): the last stack's predictions."""
+        return self.preds_stacks[-1]
+
+
+@torch.no_grad()
+def predict(model, dataset, runtime: Runtime | None = None, *, flip: bool = True, flip_perm=None,
+            batch_size: int = 32, num_workers: int = 0) -> Predictions:
+    """Run `model` (a StackedHourglass, any mode: it is put in eval mode and restored) over `dataset`.
+
+    With flip, each batch is run together with its mirror image and the heatmaps are averaged (`decode`).
+    """
+    runtime = runtime or resolve_runtime("cpu", "fp32", False)
+    base = dataset.dataset if isinstance(dataset, Subset) else dataset
+    perm = list(flip_perm) if flip_perm is not None else base.flip
+    was_training = model.training
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    stacks, keep = [], {k: [] for k in ("index", "joints", "annotated", "visible", "norm")}
+    try:
+        for batch in loader:
+            x = runtime.input(batch["image"])
+            n = x.shape[0]
+            if flip:
+                x = torch.cat([x, x.flip(-1)])
+            with runtime.autocast():
+                heatmaps = model(x)  # (n or 2n, S, J, h, w)
+            heatmaps = heatmaps.float()
+            if flip:
+                heatmaps = flip_average(heatmaps[:n], heatmaps[n:], perm)
+            coords = argmax_quarter(heatmaps).cpu().numpy()  # (n, S, J, 2) heatmap pixels
+            stacks.append(to_image_coords(coords, batch["matrix"].numpy()))
+            for k in keep:
+                keep[k].append(np.asarray(batch[k]))
+    finally:
+        model.train(was_training)
+    if not stacks:
+        raise UserError("the evaluation dataset is empty")
+    preds = np.concatenate(stacks).transpose(1, 0, 2, 3)  # (S, N, J, 2)
+    return Predictions(preds, *(np.concatenate(keep[k]) for k in keep), layout=base.layout)
+
+
+def score_arrays(preds, joints, annotated, norm, layout: str) -> dict:
+    """{'pckh', 'auc'} (MPII joint set: official protocol, Total and AUC) or {'pck', 'auc'} (FLIC, @0.2).
+
+    Values are percentages.
+    """
+    dist = metrics.normalized_distances(preds, joints, annotated, norm)
+    if layout == "mpii":
+        table = metrics.mpii_table(dist, "official")
+        return {"pckh": table["total"], "auc": table["auc"]}
+    curve = metrics.pooled_pck(dist, metrics.THRESHOLDS)
+    return {"pck": metrics.pooled_pck(dist, 0.2), "auc": metrics.auc(curve)}
+
+
+def score(p: Predictions) -> dict:
+    """Scores of the last stack, plus `<metric>_stack<i>` (1-based) for every stack."""
+    out = score_arrays(p.preds, p.joints, p.annotated, p.norm, p.layout)
+    key = METRICS[p.layout]
+    for i, stack in enumerate(p.preds_stacks, 1):
+        out[f"{key}_stack{i}"] = score_arrays(stack, p.joints, p.annotated, p.norm, p.layout)[key]
+    return out
+
+
+def save_predictions(path, p: Predictions) -> Path:
+    """The predictions of every stack, in the prediction-file layout (`write_predictions`)."""
+    return write_predictions(path, p.preds_stacks, p.index)
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+def add_arguments(parser) -> None:
+    parser.add_argument("checkpoint", help="an hgstudy checkpoint (model.pt or checkpoint.pt of a training run)")
+    parser.add_argument("--dataset", help="mannequin, mpii or flic (default: the one the model was trained on)")
+    parser.add_argument("--split", default="val", choices=("val", "train"))
+    parser.add_argument("--data-root", help="data folder (default: the training run's)")
+    parser.add_argument("--limit", type=int, help="only the first N people")
+    parser.add_argument("--out", help="write predictions to this .h5 file")
+    parser.add_argument("--no-flip", action="store_true", help="skip the flip test")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile with freezing (worth it for a whole split: about 2x on a CPU)")
+    parser.add_argument("--json", action="store_true", help="print the scores as JSON")
+
+
+@dataclass
+class Evaluation:
+    """A checkpoint's predictions on a split, with what produced them."""
+
+    model: torch.nn.Module  # the network as trained (fp32, BatchNorm unfolded), e.g. to draw its heatmaps
+    dataset_name: str
+    split: str
+    data_root: str
+    dataset: object  # the people predicted, in order (a Subset when limited)
+    runtime: Runtime
+    predictions: Predictions
+
+    def annotations(self) -> Annotations:
+        """Ground truth of the predicted validation people, as `hgstudy.scoring.metrics` wants it."""
+        if self.split != "val":  # the annotation readers hold the validation splits' ground truth only
+            raise UserError(f"ground truth for metrics is available for the val split only, not {self.split!r}")
+        return val_annotations(self.dataset_name, self.predictions.index, self.data_root)
+
+
+def evaluate_checkpoint(checkpoint, *, dataset: str | None = None, split: str = "val", data_root=None,
+                        limit: int | None = None, flip: bool = True, batch_size: int = 32, num_workers: int = 0,
+                        precision: str = "auto", device: str = "auto", compile: bool = False) -> Evaluation:
+    """Predict `split` of the dataset a checkpoint was trained on (or `dataset`), with its training settings.
+
+    BatchNorm is folded into the convolutions for speed (the same function, `fold_batchnorm`).
+    """
+    ckpt = read_checkpoint(checkpoint)
+    model = model_from_checkpoint(ckpt, checkpoint)
+    trained = ckpt.get("train_config") or {}
+    name = dataset or trained.get("dataset")
+    if name is None:
+        raise UserError(f"{checkpoint} does not say which dataset it was trained on; pass the dataset")
+    spec = dataset_spec(name)
+    if spec.joints != model.config.joints:
+        raise UserError(f"the model predicts {model.config.joints} joints; dataset {name} has {spec.joints}")
+    data_root = str(data_root or trained.get("data_root", "data"))
+    data = build_dataset(name, split, input_res=model.config.input_res, sigma=trained.get("sigma", 1.0),
+                         augment="none", seed=trained.get("seed", 0), data_root=data_root,
+                         options=trained.get("data_options"))
+    if limit:
+        data = Subset(data, range(min(limit, len(data))))
+    runtime = resolve_runtime(device, precision, "auto", compile)
+    fast = compile_model(runtime.model(fold_batchnorm(model)), runtime, inference=True)
+    p = predict(fast, data, runtime, flip=flip, batch_size=batch_size, num_workers=num_workers)
+    return Evaluation(model, name, split, data_root, data, runtime, p)
+
+
+def main(args) -> None:
+    if args.batch_size < 1 or args.num_workers < 0 or (args.limit is not None and args.limit < 1):
+        raise UserError("--batch-size and --limit must be at least 1, --num-workers at least 0")
+    if args.out:  # before the predictions are computed, not after
+        check_writable(Path(args.out).resolve().parent)
+    ev = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, split=args.split, data_root=args.data_root,
+                             limit=args.limit, flip=not args.no_flip, batch_size=args.batch_size,
+                             num_workers=args.num_workers, precision=args.precision, device=args.device,
+                             compile=args.compile)
+    p, model = ev.predictions, ev.model
+    scores = score(p)
+    if args.out:
+        save_predictions(args.out, p)
+    if args.json:
+        print(json.dumps(scores))
+        return
+    key = METRICS[p.layout]
+    print(f"{len(p.index)} people, {ev.dataset_name} {args.split}, flip test {'off' if args.no_flip else 'on'}, "
+          f"{ev.runtime.describe()}")
+    for i in range(1, model.config.stacks + 1):
+        print(f"stack {i}: {key} {scores[f'{key}_stack{i}']:.2f}")
+    print(f"{key}@{0.5 if key == 'pckh' else 0.2} {scores[key]:.2f}  AUC {scores['auc']:.2f}")
+    if args.out:
+        print(f"predictions written to {args.out}")

@@ -1,0 +1,122 @@
+"""Device, numeric precision, memory format and compilation: the speed choices that leave results unchanged.
+
+One `Runtime` says how a model runs; training, evaluation and the model benchmark all build theirs with
+`resolve_runtime`, so "auto" means the same thing everywhere:
+- device auto: CUDA when available (the process's LOCAL_RANK under torchrun), else the CPU;
+- precision auto: bf16 autocast where the hardware has bf16 matrix units (CUDA with bf16 support, CPUs with
+  AVX512-BF16 or AMX through oneDNN), fp32 otherwise. Autocast keeps weights, optimiser state, BatchNorm
+  statistics and the loss in fp32; only convolutions run in bf16;
+- channels_last auto: on (oneDNN's and cuDNN's fast bf16 kernels are NHWC; on this project's 2-core CPU fp32
+  training is also 1.4x faster in channels_last, see benchmarks/model_cpu.json).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hgstudy.core.errors import UserError
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    precision: str  # "fp32" or "bf16" (resolved)
+    channels_last: bool
+    compile: bool = False
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return torch.bfloat16 if self.precision == "bf16" else None
+
+    def autocast(self):
+        """Context for forward passes: bf16 autocast, or nothing in fp32."""
+        if self.precision != "bf16":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def input(self, x: torch.Tensor) -> torch.Tensor:
+        """Move a batch of images to the device in the model's memory format."""
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def model(self, model: nn.Module) -> nn.Module:
+        """Move a model to the device and memory format (in place; compilation is separate)."""
+        model.to(self.device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return model
+
+    def describe(self) -> str:
+        fmt = "channels_last" if self.channels_last else "NCHW"
+        return f"{self.device} {self.precision} {fmt}{' compiled' if self.compile else ''}"
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name not in DEVICES:
+        raise UserError(f"device must be one of {', '.join(DEVICES)}, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("device cuda was asked for but torch sees no CUDA GPU (use device: cpu or auto)")
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """True where bf16 convolutions run on native bf16 units (not emulated, which is slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        # oneDNN's check: AVX512-BF16 (e.g. AMD Zen 4/5, Intel Cooper Lake) or AMX (Sapphire Rapids and later).
+        return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision not in PRECISIONS:
+        raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        return "bf16" if bf16_supported(device) else "fp32"
+    if precision == "bf16" and not bf16_supported(device):
+        raise UserError(f"precision bf16 was asked for, but {device} has no native bf16 support; use fp32 or auto")
+    return precision
+
+
+def resolve_channels_last(setting) -> bool:
+    """auto = on everywhere measured so far (CUDA per the ports' experience; this CPU: bf16 and fp32 training)."""
+    if setting in (True, False):
+        return bool(setting)
+    if setting != "auto":
+        raise UserError(f"channels_last must be true, false or auto, got {setting!r}")
+    return True
+
+
+def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last="auto",
+                    compile: bool = False) -> Runtime:
+    dev = resolve_device(device)
+    prec = resolve_precision(precision, dev)
+    return Runtime(dev, prec, resolve_channels_last(channels_last), bool(compile))
+
+
+def compile_model(model: nn.Module, runtime: Runtime, inference: bool = False) -> nn.Module:
+    """torch.compile when the runtime asks for it (Inductor needs a C++ compiler on the CPU).
+
+    For inference, Inductor's freezing folds BatchNorm into convolutions and prepacks weights.
+    """
+    if not runtime.compile:
+        return model
+    if inference:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.freezing = True
+    try:
+        return torch.compile(model)
+    except Exception as exc:  # missing compiler, unsupported platform
+        raise UserError(f"torch.compile failed ({type(exc).__name__}: {exc}); run without compile") from exc

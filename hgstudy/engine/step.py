@@ -1,0 +1,132 @@
+"""One training step, as training runs it and `hgstudy bench model` times it: batch, loss, optimiser, schedule.
+
+Loss: mean squared error between each supervised stack's heatmaps and the Gaussian targets, joints with
+target_weight 0 masked out, summed over stacks with the configured weights (HG-Int adds its two decoder
+heads, against targets drawn at 1/2 and 1/4 of the heatmap size).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch.utils.data import default_collate
+
+from hgstudy.data.sample import draw_targets
+from hgstudy.engine.config import TrainConfig
+from hgstudy.engine.runtime import Runtime
+
+DECODER_TARGETS = ((0.5, "target_dec2"), (0.25, "target_dec4"))
+
+
+class Collate:
+    """default_collate; for HG-Int also targets at 1/2 and 1/4 of the heatmap size, drawn from joints_hm.
+
+    Pixel centres stay aligned across resolutions: u' = f * (u + 0.5) - 0.5; sigma is the same in each map's
+    own pixels.
+    """
+
+    def __init__(self, heatmap_res: int, sigma: float, decoder: bool):
+        self.res, self.sigma, self.decoder = heatmap_res, sigma, decoder
+
+    def __call__(self, samples):
+        if self.decoder:
+            samples = [dict(s) for s in samples]
+            for s in samples:
+                for f, key in DECODER_TARGETS:
+                    hm = f * (np.asarray(s["joints_hm"], np.float64) + 0.5) - 0.5
+                    s[key], s[key + "_weight"] = draw_targets(hm, s["target_weight"], int(self.res * f), self.sigma)
+        return default_collate(samples)
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean over all of (..., J, h, w) of weight_j * (pred - target)^2, in fp32; leading dims of pred beyond
+    target's (the stacks) are kept: pred (B, S, J, h, w), target (B, J, h, w) -> (S,)."""
+    extra = pred.dim() - target.dim()
+    shape = (target.shape[0],) + (1,) * extra + target.shape[1:2] + (1, 1)
+    err = (pred.float() - target.view(target.shape[0], *(1,) * extra, *target.shape[1:])).square()
+    err = err * weight.view(shape)
+    dims = (0, *range(extra + 1, err.dim()))
+    return err.mean(dim=dims)
+
+
+def loss_weights(config: TrainConfig) -> list[float]:
+    """Weights of the loss parts: one per stack, then (HG-Int) one per decoder head."""
+    return config.loss_weights() + ([config.decoder_weight] * 2 if config.decoder_heads else [])
+
+
+class TrainStep:
+    """forward, loss, backward and optimiser step of `model` (already in the runtime's device and format)."""
+
+    def __init__(self, model, optimizer: torch.optim.Optimizer, runtime: Runtime, weights, decoder: bool):
+        self.model, self.optimizer, self.runtime, self.decoder = model, optimizer, runtime, decoder
+        self.weights = torch.as_tensor(weights, dtype=torch.float32, device=runtime.device)
+
+    def __call__(self, batch: dict) -> torch.Tensor:
+        """One optimiser step; returns the unweighted losses [stack 1..S (, dec/2, dec/4)] (detached)."""
+        dev, runtime = self.runtime.device, self.runtime
+        x = runtime.input(batch["image"])
+        target = batch["target"].to(dev, non_blocking=True)
+        weight = batch["target_weight"].to(dev, non_blocking=True)
+        with runtime.autocast():
+            out = self.model(x, return_decoder=True) if self.decoder else self.model(x)
+        heatmaps, dec = out if self.decoder else (out, None)
+        parts = masked_mse(heatmaps, target, weight)
+        if self.decoder:
+            extra = [masked_mse(p, batch[k].to(dev), batch[k + "_weight"].to(dev))
+                     for p, (_, k) in zip(dec, DECODER_TARGETS)]
+            parts = torch.cat([parts, torch.stack(extra)])
+        loss = (parts * self.weights).sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return parts.detach()
+
+
+def make_optimizer(config: TrainConfig, model) -> torch.optim.Optimizer:
+    if config.optimizer == "rmsprop":  # Torch7 optim.rmsprop defaults: alpha 0.99, epsilon 1e-8
+        return torch.optim.RMSprop(model.parameters(), lr=config.lr, alpha=0.99, eps=1e-8,
+                                   weight_decay=config.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+class LRSchedule:
+    """lr = base x lr_drop^drops; a drop at each of lr_steps, or once validation has not improved by
+    plateau_min_delta for more than plateau_patience validations (as torch's ReduceLROnPlateau, mode max)."""
+
+    def __init__(self, config: TrainConfig, optimizer):
+        self.config, self.optimizer = config, optimizer
+        self.drops, self.best, self.bad = 0, -math.inf, 0
+
+    def lr(self) -> float:
+        return self.config.lr * self.config.lr_drop ** self.drops
+
+    def _apply(self) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr()
+
+    def after_step(self, step: int) -> None:
+        if self.config.schedule == "steps":
+            drops = sum(step >= s for s in self.config.lr_steps)
+            if drops != self.drops:
+                self.drops = drops
+                self._apply()
+
+    def after_validation(self, metric: float) -> None:
+        if self.config.schedule != "plateau":
+            return
+        if metric > self.best + self.config.plateau_min_delta:  # NaN never improves
+            self.best, self.bad = metric, 0
+        else:
+            self.bad += 1
+        if self.bad > self.config.plateau_patience:
+            self.drops, self.bad = self.drops + 1, 0
+            self._apply()
+
+    def state_dict(self) -> dict:
+        return {"drops": self.drops, "best": self.best, "bad": self.bad}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.drops, self.best, self.bad = int(state["drops"]), float(state["best"]), int(state["bad"])
+        self._apply()

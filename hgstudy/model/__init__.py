@@ -1,0 +1,1 @@
+"""The network: the stacked hourglass and its configuration, checkpoints, size counts, imported weights."""

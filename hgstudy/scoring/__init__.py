@@ -1,0 +1,1 @@
+"""Scoring: ground truth, heatmap decoding, the benchmarks' metrics, the bootstrap, prediction files."""

@@ -1,0 +1,118 @@
+"""The study's files: what each pipeline stage writes for one run, and how the later stages read it back.
+
+    runs/<key>/                 the training run: checkpoints and logs (DVC-cached)
+    results/data/val_annotations.h5  the validation ground truth every score is computed against
+    results/train/<key>/        metrics.json  numbers only: the final validation scores and training loss
+                                run.json      what ran: variant, seed, parameters, GFLOPs, speed, runtime
+                                train.tsv, val.tsv  the run's training and validation curves
+    results/evaluate/<key>/     metrics.json  numbers only: the official MPII table, AUC, every stack's Total
+                                preds.h5      predictions of every stack (`hgstudy score` reads it)
+                                pckh_curve.tsv  PCKh against the threshold
+
+`<key>` is `params.run_name(variant, seed)`. The notebooks write through these functions and the ablation
+reads through them, so the contract between stages lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hgstudy.core.errors import UserError
+from hgstudy.core.files import atomic_path, write_text
+from hgstudy.scoring.annotations import Annotations, read_split_h5, write_split_h5
+from hgstudy.scoring.predictions import read_prediction_stacks, write_predictions
+
+TRAIN_LOGS = ("train.tsv", "val.tsv")
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path, values: dict) -> Path:
+    return write_text(path, json.dumps({k: _plain(v) for k, v in values.items()}, indent=2) + "\n")
+
+
+def read_json(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} is missing: run the stage that writes it first (`dvc repro`)")
+    return json.loads(path.read_text())
+
+
+def write_table(path, frame: pd.DataFrame) -> Path:
+    """A DataFrame as a TSV file (no index), written atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, sep="\t", index=False)
+    return Path(path)
+
+
+def numbers(values: dict) -> dict:
+    """Only the numeric entries (what `dvc metrics` should compare)."""
+    return {k: v for k, v in values.items()
+            if isinstance(v, int | float | np.number) and not isinstance(v, bool)}
+
+
+# ------------------------------------------------------------------------------------------------ train
+def write_train_results(results, run, info: dict, final: dict) -> None:
+    """A training run's results: its final numbers, what ran (`info`), and copies of its curves."""
+    results, run = Path(results), Path(run)
+    results.mkdir(parents=True, exist_ok=True)
+    for name in TRAIN_LOGS:
+        with atomic_path(results / name) as tmp:
+            shutil.copyfile(run / name, tmp)
+    speed = {k: final[k] for k in ("samples_per_s", "lr") if k in final}
+    write_json(results / "metrics.json", numbers({k: v for k, v in final.items() if k not in speed}))
+    write_json(results / "run.json", {**info, **speed})
+
+
+def read_train_results(results) -> tuple[dict, pd.DataFrame]:
+    """(metrics and run info of one training run, its validation curve)."""
+    results = Path(results)
+    values = {**read_json(results / "metrics.json"), **read_json(results / "run.json")}
+    return values, pd.read_csv(results / "val.tsv", sep="\t")
+
+
+# --------------------------------------------------------------------------------------------- evaluate
+def write_eval_results(results, preds_stacks, index, metrics: dict, curve: pd.DataFrame) -> None:
+    results = Path(results)
+    write_predictions(results / "preds.h5", preds_stacks, index)
+    write_json(results / "metrics.json", numbers(metrics))
+    with atomic_path(results / "pckh_curve.tsv") as tmp:
+        curve.to_csv(tmp, sep="\t")
+
+
+def read_eval_results(results) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(preds_stacks (S, N, J, 2), dataset index (N,), metrics) of one evaluated run."""
+    results = Path(results)
+    stacks, index = read_prediction_stacks(results / "preds.h5")
+    return stacks, index, read_json(results / "metrics.json")
+
+
+# ------------------------------------------------------------------------------------------ ground truth
+VAL_ANNOTATIONS = "val_annotations.h5"
+
+
+def write_val_annotations(results, ann: Annotations) -> Path:
+    return write_split_h5(ann, Path(results) / VAL_ANNOTATIONS)
+
+
+def read_val_annotations(results) -> Annotations:
+    import h5py
+
+    path = Path(results) / VAL_ANNOTATIONS
+    if not path.is_file():
+        raise UserError(f"{path} is missing: the data stage writes it (`dvc repro data`)")
+    with h5py.File(path, "r") as f:
+        dataset = str(f.attrs.get("dataset", "mpii"))
+    return read_split_h5(path, dataset)

@@ -1,0 +1,106 @@
+"""The study's layout: which profile, variants and seeds params.yaml asks for, and the name of each run.
+
+params.yaml holds `profile` (cpu | paper), `variants` and `seeds` (the matrix of runs), `flic` (variants also
+trained on FLIC in the paper profile), `models` (one section per variant: what differs between the
+ablation's networks) and `profiles.<name>.train` / `.evaluate` (what the profile shares). A run is one
+variant trained with one seed, named `<variant>-<seed>` (DVC's matrix key). This module checks the
+structure only and imports no engine code, so that the report stages stay light; `hgstudy.study.configs`
+builds and checks each run's training configuration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hgstudy.core.errors import UserError
+from hgstudy.core.fields import read_params
+
+ROOT = Path(__file__).resolve().parents[2]
+PROFILES = ("cpu", "paper")
+
+
+def _names(data: dict, key: str, models: dict, allow_empty: bool) -> list:
+    names = data.get(key, [] if allow_empty else None)
+    if not isinstance(names, list) or (not names and not allow_empty):
+        raise UserError(f"params.yaml {key}: must be a {'' if allow_empty else 'non-empty '}list of names from "
+                        f"models ({', '.join(models)}), got {names!r}")
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or name not in models:
+            raise UserError(f"params.yaml {key}[{i}]: {name!r} names no model; defined in models: {', '.join(models)}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UserError(f"params.yaml {key}: {', '.join(repeated)} listed more than once")
+    return names
+
+
+def read_study(params=None) -> dict:
+    """params.yaml (a path or an already-read dict) with its structure checked; errors name the key."""
+    data = params if isinstance(params, dict) else read_params(params or ROOT / "params.yaml")
+    profile = data.get("profile")
+    if profile not in PROFILES:
+        raise UserError(f"params.yaml profile: must be one of {', '.join(PROFILES)}, got {profile!r}")
+    profiles = data.get("profiles")
+    if not isinstance(profiles, dict) or not isinstance(profiles.get(profile), dict):
+        raise UserError(f"params.yaml profiles.{profile}: missing or not a mapping; it holds the profile's settings")
+    for section in ("train", "evaluate"):
+        value = profiles[profile].get(section, {})
+        if not isinstance(value, dict) or (section == "train" and not value):
+            raise UserError(f"params.yaml profiles.{profile}.{section}: must be a mapping of settings, got {value!r}")
+    models = data.get("models")
+    if not isinstance(models, dict) or not models:
+        raise UserError(f"params.yaml models: must map variant names to their settings, got {models!r}")
+    for name, values in models.items():
+        if not isinstance(values, dict):
+            raise UserError(f"params.yaml models.{name}: must be a mapping of settings, got {values!r}")
+    _names(data, "variants", models, allow_empty=False)
+    _names(data, "flic", models, allow_empty=True)
+    seeds = data.get("seeds")
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+        raise UserError(f"params.yaml seeds: must be a non-empty list of integers >= 0, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"params.yaml seeds: {seeds} repeats a seed")
+    return data
+
+
+def run_name(variant: str, seed: int) -> str:
+    return f"{variant}-{seed}"  # DVC's matrix key for (variant, seed)
+
+
+def runs(params: dict) -> list[tuple[str, int]]:
+    return [(v, s) for v in params["variants"] for s in params["seeds"]]
+
+
+def evaluate_settings(params: dict, overrides: dict | None = None) -> dict:
+    """The profile's `evaluate` section (flip, batch_size, limit) with overrides applied."""
+    return {**params["profiles"][params["profile"]].get("evaluate", {}), **(overrides or {})}
+
+
+class Study:
+    """params.yaml of a checkout (`root`), read once: what every notebook starts from."""
+
+    def __init__(self, root: Path, params: dict):
+        self.root, self.params = Path(root), params
+
+    @property
+    def profile(self) -> str:
+        return self.params["profile"]
+
+    def path(self, relative) -> Path:
+        """A path given relative to the checkout (what the pipeline passes to the notebooks)."""
+        return self.root / relative
+
+    def runs(self) -> dict[str, list[str]]:
+        """{variant: [run keys, one per seed]} of the matrix in params.yaml."""
+        return {v: [run_name(v, s) for s in self.params["seeds"]] for v in self.params["variants"]}
+
+    def evaluate_settings(self, overrides: dict | None = None) -> dict:
+        return evaluate_settings(self.params, overrides)
+
+    def train_section(self) -> dict:
+        return self.params["profiles"][self.profile]["train"]
+
+
+def open_study(root=ROOT) -> Study:
+    """The study of the checkout at `root` (default: this package's), its params.yaml structure checked."""
+    return Study(root, read_study(Path(root) / "params.yaml"))

@@ -1,0 +1,181 @@
+"""Training: the loss, HG-Int targets, learning, checkpoints (refusal, resume after SIGKILL), non-finite losses."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hgstudy.core.errors import UserError
+from hgstudy.engine.config import TrainConfig
+from hgstudy.engine.step import Collate, LRSchedule, TrainStep, masked_mse
+from hgstudy.engine.train import train
+from hgstudy.model.checkpoint import read_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = {"dataset": "mannequin", "stacks": 2, "features": 16, "depth": 3, "input_res": 64, "stem_channels": [8, 16],
+        "precision": "fp32", "device": "cpu", "num_workers": 0, "val_samples": 16}
+
+
+def tiny(**kw) -> TrainConfig:
+    return TrainConfig.from_dict({**TINY, **kw})
+
+
+def test_masked_mse_by_hand():
+    rng = np.random.default_rng(0)
+    pred, target = rng.random((2, 3, 4, 5, 5)), rng.random((2, 4, 5, 5))  # (B, S, J, h, w), (B, J, h, w)
+    weight = np.array([[1, 0, 1, 1], [0, 0, 1, 1]], dtype=float)
+    expected = [sum(weight[b, j] * (pred[b, s, j] - target[b, j]) ** 2 for b in range(2) for j in range(4)).sum()
+                / (2 * 4 * 25) for s in range(3)]
+    got = masked_mse(torch.from_numpy(pred), torch.from_numpy(target), torch.from_numpy(weight))
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6)
+
+
+def test_hg_int_targets_are_drawn_at_half_and_quarter_resolution():
+    sample = {"joints_hm": np.array([[10.0, 5.0], [30.0, 30.0]], np.float32), "target_weight": np.ones(2, np.float32)}
+    batch = Collate(heatmap_res=32, sigma=1.0, decoder=True)([sample])
+    t2, t4 = batch["target_dec2"][0], batch["target_dec4"][0]
+    assert t2.shape == (2, 16, 16) and t4.shape == (2, 8, 8)
+    # Pixel-centre alignment u' = f (u + 0.5) - 0.5: (10, 5) -> (4.75, 2.25) at 1/2 and (2.125, 0.875) at 1/4;
+    # sigma 1 in each map's own pixels.
+    for t, (cx, cy), peak in ((t2, (4.75, 2.25), (5, 2)), (t4, (2.125, 0.875), (2, 1))):
+        assert np.unravel_index(int(t[0].argmax()), t[0].shape) == peak[::-1]
+        for x, y in ((4, 2), (2, 1), (3, 0), (5, 3)):
+            expected = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / 2)
+            assert float(t[0, y, x]) == pytest.approx(expected, rel=1e-5)
+    # (30, 30) -> (14.75, 14.75) and (7.125, 7.125): still inside both maps.
+    assert batch["target_dec2_weight"][0].tolist() == [1, 1] and batch["target_dec4_weight"][0].tolist() == [1, 1]
+
+
+def test_plateau_schedule_drops_after_patience():
+    config = tiny(schedule="plateau", plateau_patience=2, plateau_min_delta=0.5, lr=1.0, lr_drop=0.2)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    s = LRSchedule(config, opt)
+    lrs = []
+    for metric in [10, 20, 20.4, 20.3, 20.2, 30, 30, 30, 30]:
+        s.after_validation(metric)
+        lrs.append(opt.param_groups[0]["lr"])
+    # Three validations without +0.5 (20.4, 20.3, 20.2) exceed patience 2 -> one drop; likewise at the end.
+    assert lrs == pytest.approx([1, 1, 1, 1, 0.2, 0.2, 0.2, 0.2, 0.04])
+
+
+def test_tiny_model_learns_on_mannequins(tmp_path, capsys):
+    metrics = train(tiny(batch_size=8, steps=40, log_every=10, val_every=40, checkpoint_every=40, lr=1e-3), tmp_path)
+    log = pd.read_csv(tmp_path / "train.tsv", sep="\t")
+    assert list(log.step) == [10, 20, 30, 40]
+    assert log.loss.iloc[-1] < 0.6 * log.loss.iloc[0]
+    assert list(log.columns) == ["step", "epoch", "loss", "loss_stack1", "loss_stack2", "lr", "samples_per_s"]
+    np.testing.assert_allclose(log.loss, log.loss_stack1 + log.loss_stack2, rtol=1e-5)
+    val = pd.read_csv(tmp_path / "val.tsv", sep="\t")
+    assert list(val.columns) == ["step", "pckh", "auc", "pckh_stack1", "pckh_stack2"] and list(val.step) == [40]
+    assert metrics["step"] == 40 and metrics["val_pckh"] == pytest.approx(val.pckh.iloc[-1], rel=1e-5)
+    assert set(read_checkpoint(tmp_path / "model.pt")) >= {"model", "model_config", "train_config"}
+    out = capsys.readouterr().out
+    assert "\r" not in out and len(out.splitlines()) == 2  # not a terminal: one validation line, one epoch line
+
+
+def test_hg_int_model_trains_with_decoder_losses(tmp_path):
+    train(tiny(stacks=1, decoder_heads=True, batch_size=4, steps=2, log_every=1, val_every=2), tmp_path,
+          progress=False)
+    log = pd.read_csv(tmp_path / "train.tsv", sep="\t")
+    assert {"loss_stack1", "loss_dec2", "loss_dec4"} <= set(log.columns)
+    np.testing.assert_allclose(log.loss, log.loss_stack1 + log.loss_dec2 + log.loss_dec4, rtol=1e-5)
+
+
+def test_checkpoint_of_another_configuration_is_refused(tmp_path):
+    train(tiny(batch_size=4, steps=2, val_every=2), tmp_path, progress=False)
+    with pytest.raises(UserError, match=r"another configuration \(lr: checkpoint 0.00025, now 0.001; "
+                                        r"stacks: checkpoint 2, now 1\)"):
+        train(tiny(batch_size=4, steps=4, val_every=2, lr=1e-3, stacks=1), tmp_path, progress=False)
+
+
+def test_non_finite_loss_stops_naming_the_step_and_keeps_the_checkpoint(tmp_path, monkeypatch):
+    real_step, calls = TrainStep.__call__, []
+
+    def poisoned(self, batch):
+        parts = real_step(self, batch)
+        calls.append(1)
+        return parts * float("nan") if len(calls) == 7 else parts
+
+    monkeypatch.setattr(TrainStep, "__call__", poisoned)
+    with pytest.raises(UserError, match=r"the loss is not finite at step 7 .*last good checkpoint .* is kept"):
+        train(tiny(batch_size=4, steps=20, log_every=10, checkpoint_every=5, val_every=100), tmp_path,
+              progress=False)
+    assert read_checkpoint(tmp_path / "checkpoint.pt")["step"] == 5
+    assert not (tmp_path / "model.pt").exists()
+
+
+# ---------------------------------------------------------------------------------------- resume after kill
+RESUME_ARGS = ["--dataset", "mannequin", "--stacks", "2", "--features", "16", "--depth", "3", "--input-res", "64",
+               "--stem-channels", "[8, 16]", "--precision", "fp32", "--device", "cpu", "--num-workers", "0",
+               "--batch-size", "4", "--steps", "36", "--checkpoint-every", "6", "--val-every", "12",
+               "--val-samples", "8", "--log-every", "3", "--schedule", "steps", "--lr-steps", "[10, 25]",
+               "--optimizer", "adam", "--lr", "1e-3", "--seed", "3", "--quiet"]
+
+
+def start(out: Path) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    return subprocess.Popen([sys.executable, "-m", "hgstudy.engine.train", "--out", str(out), *RESUME_ARGS], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def kill_when(proc: subprocess.Popen, ready, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, f"training ended before it could be killed: {proc.stderr.read().decode()}"
+        assert time.monotonic() < deadline, "no checkpoint appeared in time"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def val_rows(out: Path) -> int:
+    path = out / "val.tsv"
+    return len(path.read_text().splitlines()) - 1 if path.is_file() else 0
+
+
+def test_a_run_killed_with_sigkill_and_resumed_ends_exactly_like_an_uninterrupted_one(tmp_path):
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    reference = start(whole)
+    # First kill: right after the first checkpoint appears. Second kill (of the resumed run): right after a
+    # validation row is written, before the checkpoint of that step, so logged rows must be rolled back.
+    kill_when(start(broken), lambda: (broken / "checkpoint.pt").exists())
+    kill_when(start(broken), lambda: val_rows(broken) >= 2)
+    assert not (broken / "model.pt").exists()
+    finish = start(broken)
+    assert finish.wait(120) == 0, finish.stderr.read().decode()
+    assert reference.wait(120) == 0, reference.stderr.read().decode()
+
+    a, b = read_checkpoint(whole / "model.pt"), read_checkpoint(broken / "model.pt")
+    assert a["step"] == b["step"] == 36
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), f"{key} differs after resuming"
+    ca, cb = read_checkpoint(whole / "checkpoint.pt"), read_checkpoint(broken / "checkpoint.pt")
+    for group_a, group_b in zip(ca["optimizer"]["state"].values(), cb["optimizer"]["state"].values()):
+        assert all(torch.equal(group_a[k], group_b[k]) for k in group_a)
+    for name in ("val.tsv", "train.tsv"):
+        ta = pd.read_csv(whole / name, sep="\t").drop(columns="samples_per_s", errors="ignore")
+        tb = pd.read_csv(broken / name, sep="\t").drop(columns="samples_per_s", errors="ignore")
+        pd.testing.assert_frame_equal(ta, tb, check_exact=True)
+    assert list(pd.read_csv(broken / "train.tsv", sep="\t").lr) == pytest.approx([1e-3] * 3 + [2e-4] * 5 + [4e-5] * 4)
+
+
+def test_model_benchmark_reports_speed_memory_and_the_baseline():
+    from hgstudy.engine.bench import benchmark
+    from hgstudy.engine.runtime import resolve_runtime
+    from hgstudy.model.network import HourglassConfig
+
+    config = HourglassConfig(stacks=1, features=16, depth=3, input_res=64, stem_channels=(8, 16))
+    for mode in ("train", "infer"):
+        r = benchmark(config, 2, mode, resolve_runtime("cpu"), baseline=True, repeats=2, warmup=1, min_seconds=0.05)
+        assert r["images_per_s"] > 0 and r["baseline_images_per_s"] > 0 and r["peak_mem_mb"] > 0
+        n, m = r["iterations"], r["baseline_iterations"]
+        ratios = sorted((n / t) / (m / b) for t, b in zip(r["times_s"], r["baseline_times_s"]))
+        assert r["speedup"] == pytest.approx(sum(ratios) / 2)  # the median of two paired ratios
+        assert len(r["times_s"]) == len(r["baseline_times_s"]) == 2

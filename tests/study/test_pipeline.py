@@ -1,0 +1,145 @@
+"""The DVC pipeline as DVC itself reads it: parameters, matrix, and the dependencies of every stage."""
+
+import ast
+import functools
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hgstudy.study.params import ROOT, run_name, runs
+
+
+@pytest.fixture(scope="module")
+def params():
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_dvc_matrix_runs_are_the_params_runs(params):
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert stages["train"]["matrix"] == {"variant": "${variants}", "seed": "${seeds}"}
+    assert runs(params) == [(v, s) for v in params["variants"] for s in params["seeds"]]
+    assert run_name("hg", 0) == "hg-0"  # DVC's ${key} for the matrix (variant, seed)
+
+
+def notebook_parameters(path) -> set[str]:
+    """Names assigned in a notebook's cell tagged `parameters` (what papermill may set)."""
+    cells = json.loads(path.read_text())["cells"]
+    cell = next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    tree = ast.parse("".join(cell["source"]))
+    return {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets}
+
+
+def pipeline_stages(tmp_path, params: dict) -> dict:
+    """The stages DVC expands from dvc.yaml for `params` (a copy of the project's pipeline, no run)."""
+    from dvc.repo import Repo
+
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    Repo.init(str(tmp_path), no_scm=True).close()
+    with Repo(str(tmp_path)) as repo:
+        return {stage.name: stage for stage in repo.index.stages}
+
+
+def papermill_calls(stage) -> list[tuple[str, dict]]:
+    """(notebook, {parameter: value}) of each papermill command of a stage (-p and -y)."""
+    calls = []
+    for cmd in [stage.cmd] if isinstance(stage.cmd, str) else stage.cmd:
+        words = shlex.split(cmd)
+        if "papermill" not in words:
+            continue
+        notebook = next(w for w in words if w.endswith(".ipynb"))
+        values = {}
+        for i, w in enumerate(words):
+            if w == "-p":
+                values[words[i + 1]] = words[i + 2]
+            elif w == "-y":
+                values.update(yaml.safe_load(words[i + 1]))
+        calls.append((notebook, values))
+    return calls
+
+
+def test_every_stage_passes_only_parameters_its_notebook_declares(tmp_path, params):
+    paper = dict(params, profile="paper", flic=["s8x1"])
+    stages = pipeline_stages(tmp_path, paper)
+    assert {"data", "ablations", "flic@s8x1", "train@s8x1-0", "evaluate@s8x1-0"} <= set(stages)
+    for name, stage in stages.items():
+        calls = papermill_calls(stage)
+        assert calls, name
+        for notebook, values in calls:
+            unknown = set(values) - notebook_parameters(ROOT / notebook)
+            assert not unknown, f"{name}: {notebook} has no parameters {unknown}"
+    # The FLIC stage trains on FLIC into the run folder that its FLIC notebook then scores.
+    (train_nb, train), (flic_nb, flic) = papermill_calls(stages["flic@s8x1"])
+    assert (train_nb, flic_nb) == ("notebooks/20_train.ipynb", "notebooks/50_flic.ipynb")
+    assert train["overrides"] == {"dataset": "flic"} and train["run"] == flic["run"] == "runs/flic-s8x1"
+    # The default study has no FLIC stage.
+    (tmp_path / "cpu").mkdir()
+    assert not [n for n in pipeline_stages(tmp_path / "cpu", params) if n.startswith("flic")]
+
+
+def test_a_variants_stages_track_only_its_own_model_and_its_profile(tmp_path, params):
+    """So that editing one variant re-runs only its train/evaluate stages (and the ablation), and editing the
+    paper profile leaves the CPU study alone."""
+    stages = pipeline_stages(tmp_path, params)
+    for variant in params["variants"]:
+        for kind in ("train", "evaluate"):
+            stage = stages[f"{kind}@{variant}-0"]
+            keys = {key for dep in stage.deps if hasattr(dep, "params") for key in dep.params}
+            assert keys == {"profile", f"profiles.{params['profile']}", f"models.{variant}"}, stage.name
+
+
+def notebook_imports(path) -> list[str]:
+    """Every `import hgstudy...` / `from hgstudy... import ...` statement in a notebook's code cells."""
+    statements = []
+    for cell in json.loads(path.read_text())["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        for node in ast.walk(ast.parse("".join(cell["source"]))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hgstudy"):
+                statements.append(f"from {node.module} import {', '.join(a.name for a in node.names)}")
+            elif isinstance(node, ast.Import):
+                statements += [f"import {a.name}" for a in node.names if a.name.startswith("hgstudy")]
+    return statements
+
+
+@functools.cache
+def imported_files(statements: tuple[str, ...]) -> set[str]:
+    """The package files (relative to the repository) that these import statements load, transitively."""
+    code = "\n".join([*statements, "import sys",
+                      "print('\\n'.join(m.__file__ for n, m in sys.modules.items() if n.startswith('hgstudy')))"])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    return {str(Path(f).resolve().relative_to(ROOT)) for f in out.split()}
+
+
+def is_docstring_only(path) -> bool:
+    """True for a package `__init__.py` that holds only its docstring (and `__version__`): nothing that runs."""
+    body = ast.parse(path.read_text()).body
+    docs = [n for n in body if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)]
+    version = [n for n in body if isinstance(n, ast.Assign) and [t.id for t in n.targets] == ["__version__"]]
+    return len(docs) == 1 and len(body) == len(docs) + len(version)
+
+
+def test_each_stage_depends_on_the_package_files_its_notebooks_import_and_not_on_all_of_it(tmp_path, params):
+    """A stage re-runs when code it runs changes, and only then (a renderer change does not re-run the ablation;
+    an ablation change does not retrain)."""
+    stages = pipeline_stages(tmp_path, dict(params, profile="paper", flic=["s8x1"]))
+    for name, stage in stages.items():
+        deps = [str(Path(d.def_path)) for d in stage.deps if not hasattr(d, "params")]
+        assert "hgstudy" not in deps, f"{name} depends on the whole package"
+        needed = set()
+        for notebook, _ in papermill_calls(stage):
+            needed |= imported_files(tuple(notebook_imports(ROOT / notebook)))
+        uncovered = sorted(f for f in needed if not any(f == d or f.startswith(d + "/") for d in deps)
+                           and not (Path(f).name == "__init__.py" and is_docstring_only(ROOT / f)))
+        assert not uncovered, f"{name} imports {uncovered} but does not depend on them"
+    # the ablation stage does not depend on the renderer or the training engine
+    ablation = [str(Path(d.def_path)) for d in stages["ablations"].deps if not hasattr(d, "params")]
+    assert not [d for d in ablation if d.startswith(("hgstudy/mannequin", "hgstudy/engine", "hgstudy/data"))]
+    train = [str(Path(d.def_path)) for d in stages["train@s8x1-0"].deps if not hasattr(d, "params")]
+    assert "hgstudy/study/ablation.py" not in train and "hgstudy/study" not in train
