@@ -5,5 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 venv=${HGSTUDY_VENV:-.venv}
 export DVC_NO_ANALYTICS=1 PYTHONDONTWRITEBYTECODE=1
-"$venv/bin/ruff" check hgstudy tests
+"$venv/bin/ruff" check hgstudy tests notebooks/conftest.py
 "$venv/bin/python" -m pytest "$@"

@@ -1,10 +1,8 @@
-import sys
 from pathlib import Path
 
 import pytest
 
 TESTS = Path(__file__).resolve().parent
-sys.path.insert(0, str(TESTS / "model"))  # test helpers such as reference_layouts
 
 
 @pytest.fixture(scope="session")

@@ -160,12 +160,32 @@ def check_mapping(cls, values, source: str, prefix: str = "") -> dict:
 
 
 # ------------------------------------------------------------------------------------------- params files
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error, not silently the last."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base class explains it
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice in one mapping",
+                                                        key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
 def read_params(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"params file {path} not found")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_UniqueKeys) or {}  # a SafeLoader: plain data only
     except yaml.YAMLError as exc:
         raise UserError(f"params file {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

@@ -22,8 +22,16 @@ PARTIAL = ".partial"
 _LOW_SPACE = 1 << 20  # bytes: below this a failed write is taken to be a full disk
 
 
-def disk_error(exc: BaseException, path, doing: str = "writing") -> UserError | None:
-    """A UserError for an operating-system failure while `doing` `path`, or None if it is not one."""
+class DiskError(UserError):
+    """A full disk, a read-only folder or a permission error: the user's environment, not the file, is at fault."""
+
+
+def disk_error(exc: BaseException, path, doing: str = "writing",
+               kept: str = "Any previous version of it is intact") -> DiskError | None:
+    """A UserError for an operating-system failure while `doing` `path`, or None if it is not one.
+
+    `kept` says what the failure left intact (or where the partial result is).
+    """
     path = Path(path)
     code = getattr(exc, "errno", None)
     if code is None and isinstance(exc, RuntimeError) and _free_bytes(path) < _LOW_SPACE:
@@ -39,7 +47,7 @@ def disk_error(exc: BaseException, path, doing: str = "writing") -> UserError | 
         return None
     fix = ("free some space or choose another folder" if code in (errno.ENOSPC, errno.EDQUOT)
            else "choose a folder you can write to")
-    return UserError(f"{reasons[code]} while {doing} {path}; {fix}. Any previous version of it is intact")
+    return DiskError(f"{reasons[code]} while {doing} {path}; {fix}" + (f". {kept}" if kept else ""))
 
 
 def _free_bytes(path: Path) -> int:
@@ -92,3 +100,11 @@ def check_writable(folder) -> Path:
         raise (disk_error(exc, folder, "creating a file in") or
                UserError(f"cannot write to {folder} ({exc}); choose another folder")) from exc
     return folder
+
+
+def check_space(folder, need: int, what: str) -> None:
+    """Fail now, not when the disk fills up half-way, if `folder` has less than `need` bytes free for `what`."""
+    free = _free_bytes(Path(folder) / "x")
+    if free < need:
+        raise DiskError(f"no space left on device for {what} in {folder}: it needs {need / 1e9:.2f} GB, "
+                        f"{free / 1e9:.2f} GB are free; free some space or choose another folder")

@@ -1,11 +1,13 @@
 """Fetch MPII and FLIC from their official locations (`hgstudy download mpii|flic`).
 
 Each file is streamed to `NAME.part`, resumed with an HTTP Range request when a previous run was cut, and
-takes its final name only after its size and SHA-256 are verified. The split files' SHA-256s are pinned
-here; the large archives publish none, so the checksum of the first verified download is recorded in a
-ledger (`<root>/checksums.json` by default; commit it to pin the data of a project) and later downloads are
-verified against it. Archives are then extracted safely (`hgstudy.data.archive`). A failed file never
-stops the others; the command ends with one error listing each failure and what to do about it.
+takes its final name only after it is verified. Files whose official bytes are known are pinned here (split
+files by SHA-256 and size, MPII's train.h5/test.h5 by their git blob id in pose-hg-train); the image archives
+publish no checksum, so the SHA-256 of the first verified download is recorded in a ledger (`<root>/checksums.json`
+by default; commit it to pin a project's data), and the extractor (`hgstudy.data.archive`) is safe whatever an
+unpinned archive holds. A stall keeps the bytes received, a range other than the one asked for restarts the
+file, a full disk or read-only folder is one clear error; other failures never stop the other files: the
+command ends with one error listing each and what to do about it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import math
 import os
 import re
 import sys
@@ -26,6 +29,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from hgstudy.core.errors import UserError
+from hgstudy.core.files import DiskError, check_writable, disk_error, write_text
 from hgstudy.data.archive import extract, is_extracted
 from hgstudy.data.flic import FLIC
 from hgstudy.data.mpii import MPII
@@ -45,14 +49,17 @@ class RemoteFile:
     sha256: str | None = None  # pinned (None: recorded on the first verified download)
     size: int | None = None
     extract: bool = False  # archives are extracted into the folder that holds them
+    git_blob: str | None = None  # pinned by git's blob id (SHA-1 of "blob <size>\0" + content) where no SHA-256 is
 
 
 DATASETS: dict[str, tuple[RemoteFile, ...]] = {
     "mpii": (
-        RemoteFile("mpii/train.h5", f"{HG_TRAIN}/mpii/annot/train.h5"),
+        RemoteFile("mpii/train.h5", f"{HG_TRAIN}/mpii/annot/train.h5",
+                   git_blob="50cb99ed82aa1873fda3f419e7dc71208931db9a"),
         RemoteFile("mpii/valid.h5", f"{HG_TRAIN}/mpii/annot/valid.h5",
                    "6c9e29d1472945abf370339d8a75e0da4117be52dcc3f589cb9f4a77cac2b760", 1350310),
-        RemoteFile("mpii/test.h5", f"{HG_TRAIN}/mpii/annot/test.h5"),
+        RemoteFile("mpii/test.h5", f"{HG_TRAIN}/mpii/annot/test.h5",
+                   git_blob="a72a6f875d2a95328ab9ea9ab97d0abd545ba808"),
         RemoteFile("mpii/mpii_human_pose_v1_u12_2.zip", f"{MPII_HOST}/mpii_human_pose_v1_u12_2.zip", extract=True),
         RemoteFile("mpii/mpii_human_pose_v1.tar.gz", f"{MPII_HOST}/mpii_human_pose_v1.tar.gz", extract=True),
     ),
@@ -81,12 +88,20 @@ def mirror_url(url: str, mirror: str | None) -> str:
     return urllib.parse.urlunsplit((base.scheme, base.netloc, base.path.rstrip("/") + path, "", ""))
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+def _feed(path: Path, digest):
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(CHUNK), b""):
             digest.update(block)
-    return digest.hexdigest()
+    return digest
+
+
+def sha256_file(path: Path) -> str:
+    return _feed(path, hashlib.sha256()).hexdigest()
+
+
+def git_blob_id(path: Path) -> str:
+    """The id git gives a file's content (what `git ls-tree` lists): SHA-1 of b"blob <size>\\0" + the bytes."""
+    return _feed(path, hashlib.sha1(f"blob {Path(path).stat().st_size}\0".encode(), usedforsecurity=False)).hexdigest()
 
 
 class Ledger:
@@ -98,8 +113,14 @@ class Ledger:
         if self.path.exists():
             try:
                 self.files = dict(json.loads(self.path.read_text())["files"])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise UserError(f"checksum ledger {self.path} is not valid JSON with a 'files' object: {exc}") from exc
+            except (ValueError, KeyError, TypeError, OSError) as exc:
+                raise UserError(f"checksum ledger {self.path} is not valid JSON with a 'files' object ({exc}); "
+                                "restore it from version control or delete it") from exc
+            for name, entry in self.files.items():
+                if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
+                        and isinstance(entry.get("size"), int) and not isinstance(entry.get("size"), bool)):
+                    raise UserError(f"checksum ledger {self.path}: the entry of {name!r} is not "
+                                    "{'sha256': '<hex>', 'size': <bytes>, ...}; restore it or delete it")
 
     def get(self, name: str) -> dict | None:
         return self.files.get(name)
@@ -107,12 +128,9 @@ class Ledger:
     def record(self, name: str, sha256: str, size: int, url: str) -> None:
         self.files[name] = {"sha256": sha256, "size": size, "url": url,
                             "verified": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps({"comment": "SHA-256 of files verified by `hgstudy download`; later downloads must match.",
                            "files": dict(sorted(self.files.items()))}, indent=1)
-        partial = self.path.with_name(self.path.name + ".tmp")
-        partial.write_text(text + "\n")
-        os.replace(partial, self.path)
+        write_text(self.path, text + "\n")  # atomic; a full disk or read-only folder is a UserError
 
 
 def _progress(name: str, total: int | None, initial: int):
@@ -146,11 +164,18 @@ def _open(url: str, start: int, timeout: float):
         raise DownloadError(f"cannot reach the server ({exc})") from exc
 
 
-def stream(url: str, part: Path, label: str, timeout: float = 60.0) -> tuple[str, int]:
+def _disk(exc: OSError, part: Path) -> UserError | DownloadError:
+    """A full disk or read-only folder stops everything (one clear error); any other OSError fails this file."""
+    return disk_error(exc, part, "downloading into", f"The partial file {part} is kept: run the same command "
+                      "again to resume") or DownloadError(f"cannot write {part} ({exc})")
+
+
+def stream(url: str, part: Path, label: str, timeout: float = 60.0, restarted: bool = False) -> tuple[str, int]:
     """Download `url` into `part`, resuming from its current length where the server allows (HTTP Range).
 
-    Returns (sha256, size) of the whole file. Raises DownloadError on HTTP errors, a cut connection
-    (the partial file is kept for the next run to resume) or a response shorter than announced.
+    Returns (sha256, size) of the whole file. Raises DownloadError on HTTP errors, a cut or stalled
+    connection (the bytes received are kept in the partial file for the next run to resume) or a response
+    shorter than announced; UserError on a full disk or a read-only folder.
     """
     start = part.stat().st_size if part.exists() else 0
     response = _open(url, start, timeout)
@@ -161,34 +186,43 @@ def stream(url: str, part: Path, label: str, timeout: float = 60.0) -> tuple[str
         if match and int(match.group(1)) == start:
             return sha256_file(part), start
         part.unlink()  # unverified and unusable: start over
-        return stream(url, part, label, timeout)
+        return stream(url, part, label, timeout, restarted=True)
     with response:
         total = response.headers.get("Content-Length")
         total = int(total) if total and total.isdigit() else None
         first, full = _content_range(response.headers.get("Content-Range"))
-        if start and response.status == 206 and first == start:
+        if response.status == 206 and first != start:  # not the range asked for: never splice it in
+            if start and not restarted:
+                part.unlink()  # start over with a plain request
+                response.close()
+                return stream(url, part, label, timeout, restarted=True)
+            raise DownloadError(f"asked for the whole file, the server sent bytes {first}- only; try another --mirror")
+        if response.status == 206 and start:
             mode, total = "ab", full if full is not None else (start + total if total is not None else None)
-            with open(part, "rb") as f:  # the hash covers the bytes already there
-                for block in iter(lambda: f.read(CHUNK), b""):
-                    digest.update(block)
-        else:  # the server ignores Range: start over
+            _feed(part, digest)  # the hash covers the bytes already there
+        else:  # the whole file (a server that ignores Range starts over)
             mode, start = "wb", 0
+            total = full if response.status == 206 and full is not None else total
         size = start
-        with open(part, mode) as out, _progress(label, total, start) as bar:
-            while True:
-                try:
-                    block = response.read(CHUNK)
-                except (http.client.IncompleteRead, http.client.HTTPException, OSError) as exc:
-                    raise DownloadError(
-                        f"the connection was lost after {size:,} of {total or '?'} bytes ({type(exc).__name__}); "
-                        f"the partial file {part} is kept: run the same command again to resume"
-                    ) from exc
-                if not block:
-                    break
-                out.write(block)
-                digest.update(block)
-                size += len(block)
-                bar.update(len(block))
+        try:
+            with open(part, mode) as out, _progress(label, total, start) as bar:
+                while True:
+                    try:
+                        block = response.read1(CHUNK)  # what has arrived: a stall loses nothing already received
+                    except (http.client.HTTPException, OSError) as exc:
+                        size += out.write(getattr(exc, "partial", b"") or b"")  # IncompleteRead's last bytes
+                        of = "?" if total is None else f"{total:,}"
+                        raise DownloadError(
+                            f"the connection was lost or stalled after {size:,} of {of} bytes ({type(exc).__name__}); "
+                            f"the partial file {part} is kept: run the same command again to resume") from exc
+                    if not block:
+                        break
+                    out.write(block)
+                    digest.update(block)
+                    size += len(block)
+                    bar.update(len(block))
+        except OSError as exc:  # writing (or closing) the partial file
+            raise _disk(exc, part) from exc
     if total is not None and size != total:
         raise DownloadError(f"the transfer stopped after {size:,} of {total:,} bytes; "
                             f"the partial file {part} is kept: run the same command again to resume")
@@ -206,36 +240,45 @@ def fetch(remote: RemoteFile, root: Path, ledger: Ledger, mirror: str | None = N
     dest = Path(root) / remote.name
     url = mirror_url(remote.url, mirror)
     entry = ledger.get(remote.name)
-    if remote.sha256 and entry and entry.get("sha256") != remote.sha256:
-        entry = None  # a stale record never overrides a pinned checksum
+    if (remote.sha256 and entry and entry.get("sha256") != remote.sha256) or remote.git_blob:
+        entry = None  # a stale record never overrides a pin (files pinned by git blob are small: re-checked)
     expected = remote.sha256 or (entry or {}).get("sha256")
     expected_size = remote.size or (entry or {}).get("size")
+    known = expected is not None or remote.git_blob is not None
     if dest.exists():
         size = dest.stat().st_size
         if entry and entry.get("size") == size:
             return dest, entry["sha256"], size, True  # verified before (re-hashing 13 GB each run would be slow)
         digest = sha256_file(dest)
-        if expected and digest != expected:
-            raise DownloadError(f"{dest} already exists but its SHA-256 is {digest}, not {expected}: it is not "
-                                "the expected file. Move it away (it was not deleted) and run again")
+        problem = _mismatch(remote, dest, digest, size, expected, None)
+        if problem:
+            raise DownloadError(f"{dest} already exists but {problem}: it is not the expected file. Move it away "
+                                "(it was not deleted) and run again")
         log(f"{remote.name}: found in place, SHA-256 {digest}")
-        return dest, digest, size, expected is not None
+        return dest, digest, size, known
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     log(f"{remote.name}: downloading {url}" + (" (resuming)" if part.exists() else ""))
     digest, size = stream(url, part, remote.name, timeout)
-    problem = None
-    if expected_size is not None and size != expected_size:
-        problem = f"it has {size:,} bytes, not the expected {expected_size:,}"
-    elif expected and digest != expected:
-        problem = f"its SHA-256 is {digest}, not the expected {expected}"
+    problem = _mismatch(remote, part, digest, size, expected, expected_size)
     if problem:
         rejected = dest.with_name(dest.name + ".rejected")
         os.replace(part, rejected)
         raise DownloadError(f"the download is corrupt or not the expected file: {problem}; "
                             f"it was moved to {rejected} and will be downloaded afresh next time")
     os.replace(part, dest)
-    return dest, digest, size, expected is not None
+    return dest, digest, size, known
+
+
+def _mismatch(remote: RemoteFile, path: Path, digest: str, size: int, expected, expected_size) -> str | None:
+    """What makes the file at `path` (of SHA-256 `digest`) not the expected one, or None."""
+    if expected_size is not None and size != expected_size:
+        return f"it has {size:,} bytes, not the expected {expected_size:,}"
+    if expected and digest != expected:
+        return f"its SHA-256 is {digest}, not the expected {expected}"
+    if remote.git_blob and (blob := git_blob_id(path)) != remote.git_blob:
+        return f"its git blob id is {blob}, not the official {remote.git_blob}"
+    return None
 
 
 def check_h5(path: Path) -> None:
@@ -258,12 +301,16 @@ def acquire(dataset: str, root: Path, mirror: str | None = None, checksums: Path
     """
     if dataset not in DATASETS:
         raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout <= 0:
+        raise UserError(f"--timeout must be a positive number of seconds, not {timeout!r}")
     root = Path(root)
     ledger = Ledger(Path(checksums) if checksums else root / "checksums.json")
     files = [f for f in DATASETS[dataset] if not only or Path(f.name).name in only or f.name in only]
     if only and not files:
         names = ", ".join(Path(f.name).name for f in DATASETS[dataset])
         raise UserError(f"--only {' '.join(only)} matches no file of {dataset}; its files are: {names}")
+    for folder in {root, ledger.path.parent}:  # now, not after gigabytes have arrived
+        check_writable(folder)
     done, failures = [], []
     for remote in files:
         url = mirror_url(remote.url, mirror)
@@ -274,7 +321,9 @@ def acquire(dataset: str, root: Path, mirror: str | None = None, checksums: Path
                 if not known and path.suffix == ".h5":
                     check_h5(path)
                 if remote.extract and do_extract and not is_extracted(path, path.parent):
-                    extract(path, path.parent, log=log)
+                    extract(path, path.parent, log=log, reserved=_reserved(dataset))
+            except DiskError:
+                raise  # the file may be fine: keep it, and stop (the next files would fail the same way)
             except UserError as exc:
                 if not known:  # never verified by a checksum: it must not pass for a good download
                     rejected = path.with_name(path.name + ".rejected")
@@ -286,12 +335,27 @@ def acquire(dataset: str, root: Path, mirror: str | None = None, checksums: Path
                 ledger.record(remote.name, digest, size, url)
             done.append(path)
             log(f"{remote.name}: verified (SHA-256 {digest[:16]}..., {size:,} bytes)")
+        except OSError as exc:  # creating the folder, renaming a verified file
+            error = disk_error(exc, dest, "downloading", "Nothing verified was lost")
+            if error is not None:
+                raise error from exc
+            failures.append(f"- {remote.name}: cannot write it under {root} ({exc})")
         except DownloadError as exc:
             failures.append(f"- {remote.name} from {url}: {exc}.\n  To fix: rerun, use --mirror URL, or download "
                             f"it by hand and place it at {dest.resolve()}")
     if failures:
         raise UserError(f"{len(failures)} of {len(files)} {dataset} file(s) failed:\n" + "\n".join(failures))
     return done
+
+
+def _reserved(dataset: str) -> set[str]:
+    """Names an archive must not plant beside itself: the dataset's other files, their partial and rejected
+    copies and the crop stores (an unpinned one planted there would be taken as downloaded)."""
+    names = {"crops-train", "crops-valid", "checksums.json"}
+    for f in DATASETS[dataset]:
+        name = Path(f.name).name
+        names |= {name, name + ".part", name + ".rejected"}
+    return names
 
 
 def add_arguments(parser) -> None:
@@ -318,6 +382,8 @@ def prepare_stores(dataset: str, root: Path, workers: int = 1) -> list[Path]:
 
 
 def main(args) -> None:
+    if args.workers < 1:
+        raise UserError(f"--workers must be at least 1, not {args.workers}")
     paths = acquire(args.dataset, args.root, mirror=args.mirror, checksums=args.checksums, only=args.only,
                     do_extract=not args.no_extract, timeout=args.timeout)
     print(f"{args.dataset}: {len(paths)} file(s) verified under {Path(args.root).resolve()}")

@@ -16,6 +16,7 @@ written under `<folder>.partial` and renamed when complete.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hgstudy.core.errors import UserError
+from hgstudy.core.files import check_space, disk_error
 from hgstudy.core.geometry import affine_matrix, compose_affine, invert_affine, origin_shift
 from hgstudy.data.augment import warp_image
 
@@ -112,6 +114,7 @@ def _write_store(folder: Path, names, centers, scales, image_dir: Path, size: in
     matrices = store_matrices(centers, scales, size, margin)
     crops = np.lib.format.open_memmap(folder / "crops.npy", mode="w+", dtype=np.uint8,
                                       shape=(len(names), size, size, 3))
+    _allocate(folder / "crops.npy")
     groups = defaultdict(list)
     for i, name in enumerate(names):
         groups[name].append(i)
@@ -138,6 +141,17 @@ def _write_store(folder: Path, names, centers, scales, image_dir: Path, size: in
     np.save(folder / "matrices.npy", matrices)
 
 
+def _allocate(path: Path) -> None:
+    """Give a sparse file its blocks now: a full disk is then an OSError here, not a SIGBUS in a mapped write."""
+    if hasattr(os, "posix_fallocate"):
+        with open(path, "r+b") as f:
+            try:
+                os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system that cannot: write as we go
+                    raise
+
+
 def prepare_store(names, centers, scales, image_dir: Path, dest: Path, size: int = 384, margin: float = 1.5,
                   pixel_origin: float = 1.0, workers: int = 1, source: str = "", progress: bool = True) -> Path:
     """Decode every image once and write the person-centred crops of all people into store folder `dest`.
@@ -160,15 +174,20 @@ def prepare_store(names, centers, scales, image_dir: Path, dest: Path, size: int
         raise UserError(f"{len(missing)} image(s) of this split are missing from {image_dir}, e.g. {missing[0]}: "
                         "fetch the dataset (`hgstudy download mpii|flic`) or pass the right image folder")
     partial = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    check_space(dest.parent, len(names) * size * size * 3 + (1 << 20), "the crop store")  # before hours of decoding
     try:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
         _write_store(partial, names, centers, scales, image_dir, size, margin, pixel_origin, workers, progress)
         people = {"source": source, "size": size, "margin": margin, "pixel_origin": pixel_origin, "names": names,
                   "centers": centers.tolist(), "scales": scales.tolist()}
         (partial / "people.json").write_text(json.dumps(people))  # written last: marks the store complete
-    except BaseException:
+        os.replace(partial, dest)
+    except BaseException as exc:
         shutil.rmtree(partial, ignore_errors=True)  # never leave a half-written store behind
+        error = disk_error(exc, partial, "preparing", "Nothing was kept: run it again") if isinstance(
+            exc, OSError) else None
+        if error is not None:
+            raise error from exc
         raise
-    os.replace(partial, dest)
     return dest

@@ -45,7 +45,7 @@ class TrainConfig(ModelFields):
     # optimiser and schedule
     optimizer: Literal["rmsprop", "adam"] = setting("rmsprop", "paper: rmsprop; the PyTorch port: adam")
     lr: float = setting(2.5e-4, "learning rate", above=0.0, maximum=10.0)
-    weight_decay: float = setting(0.0, "L2 weight decay", minimum=0.0)
+    weight_decay: float = setting(0.0, "L2 weight decay", minimum=0.0, maximum=1.0)
     schedule: Literal["plateau", "steps", "constant"] = setting("plateau", "learning-rate drops")
     lr_drop: float = setting(0.2, "factor applied at each drop", above=0.0, maximum=1.0)
     lr_steps: list[int] = setting(help="steps at which to drop (schedule: steps)", minimum=1, default_factory=list)
@@ -53,7 +53,7 @@ class TrainConfig(ModelFields):
     plateau_min_delta: float = setting(0.1, "improvement in PCKh points that counts", minimum=0.0)
     # run
     batch_size: int = setting(6, "global batch (split over torchrun processes)", minimum=1, maximum=65536)
-    steps: int = setting(800_000, "optimiser steps in all (can grow on resume)", minimum=1)
+    steps: int = setting(800_000, "optimiser steps in all (can grow on resume)", minimum=1, maximum=10**9)
     seed: int = setting(0, "model init, data order and augmentation", minimum=0, maximum=2**31 - 1)
     precision: Literal["auto", "fp32", "bf16"] = setting("auto", "auto = the fastest correct precision here")
     channels_last: bool | Literal["auto"] = setting("auto", "channels_last memory format (auto: where faster)")
@@ -109,10 +109,13 @@ class TrainConfig(ModelFields):
         return {k: v for k, v in self.to_dict().items() if k not in RUN_ONLY}
 
     def differences(self, other: dict) -> list[str]:
-        """'key: checkpoint X, now Y' for each identity value that differs from a stored configuration."""
-        mine = self.identity()
-        theirs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in other.items() if k not in RUN_ONLY}
-        mine = {k: (list(v) if isinstance(v, tuple) else v) for k, v in mine.items()}
+        """'key: checkpoint X, now Y' for each identity value that differs from a stored configuration; a key
+        the stored configuration lacks (written before the setting existed) counts as its default."""
+        defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                    for f in dataclasses.fields(self)}
+        theirs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in {**defaults, **other}.items()
+                  if k not in RUN_ONLY}
+        mine = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.identity().items()}
         return [f"{k}: checkpoint {theirs.get(k, '<absent>')!r}, now {mine.get(k, '<absent>')!r}"
                 for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
 
@@ -130,6 +133,7 @@ def load_config(params=None, sections=(), overrides: dict | None = None, prefix:
     Each value is checked where it comes from: an error names `<section>.<key>` or `<prefix><key>`.
     """
     values: dict = {}
+    origin: dict = {}  # key -> the prefix of the source that set it last, to name it in a cross-key error
     if sections and params is None:
         raise UserError("sections were named without a params file")
     if params is not None:
@@ -138,9 +142,17 @@ def load_config(params=None, sections=(), overrides: dict | None = None, prefix:
         for section in sections:
             values.update(check_mapping(TrainConfig, params_section(data, section, source),
                                         f"{source} section {section!r}", prefix=f"{section}."))
+            origin.update(dict.fromkeys(params_section(data, section, source), f"{section}."))
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     values.update(check_mapping(TrainConfig, given, prefix.rstrip(".") or "overrides", prefix=prefix))
-    return TrainConfig(**values)
+    origin.update(dict.fromkeys(given, prefix))
+    try:
+        return TrainConfig(**values)
+    except UserError as exc:  # "lr_steps: must be increasing" -> "models.hg.lr_steps: must be increasing"
+        key = str(exc).split(":", 1)[0]
+        if key in origin:
+            raise UserError(origin[key] + str(exc)) from exc
+        raise
 
 
 def add_config_arguments(parser) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +29,19 @@ from hgstudy.scoring.predictions import write_predictions
 
 @dataclass
 class Predictions:
-    preds_stacks: np.ndarray  # (S, N, J, 2) original pixels
+    heatmap_stacks: np.ndarray  # (S, N, J, 2) decoded heatmap pixels (quarter-pixel steps)
+    matrices: np.ndarray  # (N, 2, 3) each person's map original image -> heatmap
     index: np.ndarray  # (N,) dataset index of each person
     joints: np.ndarray  # (N, J, 2) ground truth as the dataset gives it
     annotated: np.ndarray  # (N, J) bool
     visible: np.ndarray  # (N, J)
     norm: np.ndarray  # (N,) PCKh head size (MPII) or torso size (FLIC)
     layout: str = "mpii"  # the people's joint set (hgstudy.core.joints.JOINT_LAYOUTS)
+
+    @cached_property
+    def preds_stacks(self) -> np.ndarray:
+        """(S, N, J, 2): every stack's predictions in original image pixels."""
+        return to_image_coords(self.heatmap_stacks.transpose(1, 0, 2, 3), self.matrices).transpose(1, 0, 2, 3)
 
     @property
     def preds(self) -> np.ndarray:
@@ -55,7 +62,7 @@ def predict(model, dataset, runtime: Runtime | None = None, *, flip: bool = True
     was_training = model.training
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    stacks, keep = [], {k: [] for k in ("index", "joints", "annotated", "visible", "norm")}
+    stacks, keep = [], {k: [] for k in ("matrix", "index", "joints", "annotated", "visible", "norm")}
     try:
         for batch in loader:
             x = runtime.input(batch["image"])
@@ -67,43 +74,43 @@ def predict(model, dataset, runtime: Runtime | None = None, *, flip: bool = True
             heatmaps = heatmaps.float()
             if flip:
                 heatmaps = flip_average(heatmaps[:n], heatmaps[n:], perm)
-            coords = argmax_quarter(heatmaps).cpu().numpy()  # (n, S, J, 2) heatmap pixels
-            stacks.append(to_image_coords(coords, batch["matrix"].numpy()))
+            stacks.append(argmax_quarter(heatmaps).cpu().numpy())  # (n, S, J, 2) heatmap pixels
             for k in keep:
                 keep[k].append(np.asarray(batch[k]))
     finally:
         model.train(was_training)
     if not stacks:
         raise UserError("the evaluation dataset is empty")
-    preds = np.concatenate(stacks).transpose(1, 0, 2, 3)  # (S, N, J, 2)
-    return Predictions(preds, *(np.concatenate(keep[k]) for k in keep), layout=base.layout)
+    heatmap_stacks = np.concatenate(stacks).transpose(1, 0, 2, 3)  # (S, N, J, 2)
+    return Predictions(heatmap_stacks, *(np.concatenate(keep[k]) for k in keep), layout=base.layout)
 
 
 def score_arrays(preds, joints, annotated, norm, layout: str) -> dict:
-    """{'pckh', 'auc'} (MPII joint set: official protocol, Total and AUC) or {'pck', 'auc'} (FLIC, @0.2).
-
-    Values are percentages.
+    """MPII joint set: {'pckh', 'auc', 'ablation'} (official protocol: Total, its AUC, and the paper's ablation
+    measure, PCKh@0.5 over wrists, elbows, knees and ankles); FLIC: {'pck', 'auc'} (@0.2). In percent.
     """
     dist = metrics.normalized_distances(preds, joints, annotated, norm)
     if layout == "mpii":
         table = metrics.mpii_table(dist, "official")
-        return {"pckh": table["total"], "auc": table["auc"]}
+        return {"pckh": table["total"], "auc": table["auc"],
+                "ablation": metrics.pooled_pck(dist, 0.5, metrics.ABLATION_JOINTS)}
     curve = metrics.pooled_pck(dist, metrics.THRESHOLDS)
     return {"pck": metrics.pooled_pck(dist, 0.2), "auc": metrics.auc(curve)}
 
 
 def score(p: Predictions) -> dict:
-    """Scores of the last stack, plus `<metric>_stack<i>` (1-based) for every stack."""
+    """Scores of the last stack, plus `<score>_stack<i>` (1-based) of the headline scores for every stack."""
     out = score_arrays(p.preds, p.joints, p.annotated, p.norm, p.layout)
-    key = METRICS[p.layout]
+    keys = [METRICS[p.layout]] + (["ablation"] if p.layout == "mpii" else [])
     for i, stack in enumerate(p.preds_stacks, 1):
-        out[f"{key}_stack{i}"] = score_arrays(stack, p.joints, p.annotated, p.norm, p.layout)[key]
+        scores = score_arrays(stack, p.joints, p.annotated, p.norm, p.layout)
+        out.update({f"{key}_stack{i}": scores[key] for key in keys})
     return out
 
 
 def save_predictions(path, p: Predictions) -> Path:
     """The predictions of every stack, in the prediction-file layout (`write_predictions`)."""
-    return write_predictions(path, p.preds_stacks, p.index)
+    return write_predictions(path, p.heatmap_stacks, p.matrices, p.index)
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
@@ -172,9 +179,13 @@ def evaluate_checkpoint(checkpoint, *, dataset: str | None = None, split: str = 
 
 
 def main(args) -> None:
-    if args.batch_size < 1 or args.num_workers < 0 or (args.limit is not None and args.limit < 1):
-        raise UserError("--batch-size and --limit must be at least 1, --num-workers at least 0")
+    for flag, value, low in (("--batch-size", args.batch_size, 1), ("--limit", args.limit, 1),
+                             ("--num-workers", args.num_workers, 0)):
+        if value is not None and value < low:
+            raise UserError(f"{flag} must be at least {low}, not {value}")
     if args.out:  # before the predictions are computed, not after
+        if Path(args.out).is_dir():
+            raise UserError(f"--out {args.out} is a folder; name the predictions file to write (e.g. preds.h5)")
         check_writable(Path(args.out).resolve().parent)
     ev = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, split=args.split, data_root=args.data_root,
                              limit=args.limit, flip=not args.no_flip, batch_size=args.batch_size,

@@ -1,9 +1,10 @@
 """What a training run writes besides checkpoints: TSV logs and metrics.json for `dvc plots` / `dvc metrics`,
-and one progress line per epoch when the output is not a terminal (notebooks, papermill, CI logs).
+and the run's progress (a bar on a terminal, else a line every half minute).
 
     <out>/train.tsv     step, epoch, loss, loss_stack1..S (+ loss_dec2, loss_dec4 for HG-Int), lr, samples_per_s
-    <out>/val.tsv       step, pckh (pck on FLIC), auc, pckh_stack1..S
-    <out>/metrics.json  the latest values: step, train_loss, val_pckh, val_auc, lr, samples_per_s
+    <out>/val.tsv       step, pckh (pck on FLIC), auc, ablation (MPII layout: wrists, elbows, knees, ankles),
+                        pckh_stack1..S, ablation_stack1..S
+    <out>/metrics.json  the latest values: step, train_loss, val_pckh, val_auc, val_ablation, lr, samples_per_s
 
 Rows are appended as they come, so a killed run leaves at most one partial line; on resume every row after
 the checkpoint's step (and any partial line) is dropped, so the files read as if the run had never stopped.
@@ -15,6 +16,7 @@ import json
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 from tqdm import tqdm
@@ -83,30 +85,36 @@ class RunLog:
 
 
 class Progress:
-    """A tqdm bar per epoch on a terminal; otherwise one printed line per epoch and per validation."""
+    """Progress of a run: on a terminal a tqdm bar over the run's steps with the latest loss; otherwise (notebooks,
+    papermill, CI logs, `dvc repro`) one printed line every `interval` seconds, and one per validation."""
 
-    def __init__(self, enabled: bool = True, stream=None):
+    def __init__(self, enabled: bool = True, stream=None, interval: float = 30.0):
         self.stream = stream or sys.stdout
-        self.enabled = enabled
+        self.enabled, self.interval = enabled, interval
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.bar = None
+        self.bar, self.total, self.last_line = None, 0, 0.0
 
-    def start_epoch(self, epoch: int, total: int, done: int) -> None:
+    def start(self, total: int, done: int) -> None:
+        self.total, self.last_line = total, time.monotonic()
         if self.tty:
-            self.bar = tqdm(total=total, initial=done, desc=f"epoch {epoch}", file=self.stream, leave=True,
+            self.bar = tqdm(total=total, initial=done, desc="train", unit="step", file=self.stream, leave=True,
                             dynamic_ncols=True)
 
-    def step(self, loss: float | None = None) -> None:
+    def step(self, step: int, status: dict) -> None:
+        """After optimiser step `step`; `status`: the latest logged values (loss, lr, samples/s)."""
         if self.bar is not None:
             self.bar.update(1)
-            if loss is not None:
-                self.bar.set_postfix(loss=f"{loss:.3g}", refresh=False)
+            if "train_loss" in status:
+                self.bar.set_postfix(loss=f"{status['train_loss']:.3g}", refresh=False)
+        elif self.enabled and (time.monotonic() - self.last_line >= self.interval or step == self.total):
+            self.last_line = time.monotonic()
+            self.print(f"step {step}/{self.total}: loss {status.get('train_loss', math.nan):.4g} "
+                       f"lr {status.get('lr', math.nan):.3g} {status.get('samples_per_s', math.nan):.1f} samples/s")
 
-    def end_epoch(self, text: str) -> None:
+    def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        self.print(text)
 
     def print(self, text: str) -> None:
         if not self.enabled:

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from hgstudy.core.errors import UserError
+from hgstudy.core.files import check_writable
 from hgstudy.datasets import build_dataset, dataset_spec
 from hgstudy.engine import distributed as ddp
 from hgstudy.engine.config import TrainConfig, add_config_arguments, config_from_args
@@ -30,7 +31,7 @@ from hgstudy.engine.evaluate import predict, score
 from hgstudy.engine.runlog import Progress, RunLog
 from hgstudy.engine.runtime import Runtime, compile_model, resolve_runtime
 from hgstudy.engine.step import Collate, LRSchedule, TrainStep, loss_weights, make_optimizer
-from hgstudy.model.checkpoint import load_state, read_checkpoint, save_checkpoint
+from hgstudy.model.checkpoint import load_state, non_finite, read_checkpoint, save_checkpoint
 from hgstudy.model.network import StackedHourglass, fold_batchnorm
 
 CHECKPOINT, FINAL = "checkpoint.pt", "model.pt"
@@ -81,6 +82,16 @@ def read_training_state(path: Path, config: TrainConfig) -> dict:
     return state
 
 
+def last_good_checkpoint(path: Path) -> str:
+    """What a failed run leaves to resume from, checked: a checkpoint counts only if it reads back (finite)."""
+    if not path.is_file():
+        return "no checkpoint had been written yet"
+    try:
+        return f"the last good checkpoint {path} (step {read_checkpoint(path)['step']}) is kept"
+    except (UserError, KeyError, TypeError):
+        return f"{path} is not usable either: delete it to start over"
+
+
 # ---------------------------------------------------------------------------------------------- the loop
 def train(config: TrainConfig, out, *, progress: bool = True) -> dict:
     """Train (or resume) into `out`; returns the latest metrics (on rank 0; {} on other ranks)."""
@@ -99,7 +110,7 @@ class _Run:
         self.config, self.out, self.runtime, self.d, self.progress = config, out, runtime, d, progress
         if runtime.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        out.mkdir(parents=True, exist_ok=True)
+        check_writable(out)  # a read-only, unwritable or full folder fails now, before anything is built
         ckpt = out / CHECKPOINT
         state = read_training_state(ckpt, config) if ckpt.is_file() else None
         self.step = state["step"] if state else 0
@@ -138,6 +149,7 @@ class _Run:
             raise UserError(f"the training set has {len(self.train_set)} samples, fewer than one batch of "
                             f"{c.batch_size}")
         collate = Collate(c.input_res // 4, c.sigma, c.decoder_heads)
+        self.progress.start(c.steps, self.step)
         while self.step < c.steps:
             epoch, first = divmod(self.step, per_epoch)
             if hasattr(self.train_set, "set_epoch"):
@@ -145,20 +157,15 @@ class _Run:
             sampler = ddp.StepBatchSampler(len(self.train_set), c.batch_size, c.seed, epoch, self.d, first)
             loader = DataLoader(self.train_set, batch_sampler=sampler, num_workers=c.num_workers, collate_fn=collate,
                                 pin_memory=self.runtime.device.type == "cuda")
-            self.progress.start_epoch(epoch, per_epoch, first)
             for batch in loader:
                 self.pending.append(self.train_step(batch))
                 self.step += 1
                 self.schedule.after_step(self.step)
-                self.progress.step()
                 self.after_step(epoch)
+                self.progress.step(self.step, self.log.metrics if self.log else {})
                 if self.step >= c.steps:
                     break
-            done = "" if self.step % per_epoch == 0 else " (partial)"
-            m = self.log.metrics if self.log else {}
-            self.progress.end_epoch(f"epoch {epoch}{done}: step {self.step}/{c.steps} "
-                                    f"loss {m.get('train_loss', math.nan):.4g} lr {self.schedule.lr():.3g} "
-                                    f"{m.get('samples_per_s', math.nan):.1f} samples/s")
+        self.progress.close()
         if self.d.main:
             save_checkpoint(self.model, self.out / FINAL, train_config=c.to_dict(), step=self.step)
         ddp.barrier(self.d)
@@ -176,6 +183,8 @@ class _Run:
         paused = time.perf_counter()
         if validate:
             self.validate()
+        if checkpoint:
+            self.check_state()
         if checkpoint and self.d.main:
             pending = torch.stack(self.pending) if self.pending else torch.zeros(0, len(self.weights))
             save_checkpoint(self.model, self.out / CHECKPOINT, train_config=c.to_dict(),
@@ -189,11 +198,19 @@ class _Run:
         bad = ~torch.isfinite(losses).all(dim=1)
         if bad.any():
             first = self.step - len(losses) + int(bad.nonzero()[0, 0]) + 1
-            kept = f"the last good checkpoint {self.out / CHECKPOINT} is kept" if (
-                self.out / CHECKPOINT).is_file() else "no checkpoint had been written yet"
-            raise UserError(f"the loss is not finite at step {first} ({losses[bad][0].tolist()}); {kept}. "
-                            "Lower the learning rate or check the data")
+            raise UserError(f"the loss is not finite at step {first} ({losses[bad][0].tolist()}); "
+                            f"{last_good_checkpoint(self.out / CHECKPOINT)}. Lower the learning rate or check the data")
         return losses
+
+    def check_state(self) -> None:
+        """Stop, on every process, before a checkpoint step writes weights or optimiser state that are not finite
+        (a loss can stay finite while, say, a BatchNorm running variance overflows)."""
+        bad = non_finite({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()["state"]})
+        if float(ddp.mean_over_ranks(self.d, torch.tensor([float(len(bad))], device=self.runtime.device))) > 0:
+            more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
+            raise UserError(f"the weights or optimiser state are not finite at step {self.step} "
+                            f"({', '.join(bad[:3]) + more if bad else 'on another process'}); "
+                            f"{last_good_checkpoint(self.out / CHECKPOINT)}. Lower the learning rate or check the data")
 
     def log_losses(self, epoch: int) -> None:
         losses = self.check_finite(torch.stack(self.pending))
@@ -225,7 +242,8 @@ class _Run:
             value = scores[self.metric]
             self.log.log_val({"step": self.step, **scores})
             stacks = ", ".join(f"{scores[f'{self.metric}_stack{i}']:.1f}" for i in range(1, self.config.stacks + 1))
-            self.progress.print(f"step {self.step}: val {self.metric} {value:.2f} auc {scores['auc']:.2f} "
+            extra = f" ablation {scores['ablation']:.2f}" if "ablation" in scores else ""
+            self.progress.print(f"step {self.step}: val {self.metric} {value:.2f} auc {scores['auc']:.2f}{extra} "
                                 f"(by stack: {stacks})")
         self.schedule.after_validation(ddp.broadcast_value(self.d, value))
 

@@ -65,13 +65,17 @@ def non_finite(tensors, prefix: str = "") -> list[str]:
     return bad
 
 
+def _names(bad: list[str]) -> str:
+    return ", ".join(bad[:3]) + (f" (+{len(bad) - 3} more)" if len(bad) > 3 else "")
+
+
 def save_checkpoint(model: StackedHourglass, path, **extra) -> Path:
     """Write {'model_config', 'model', **extra, 'sha256'} atomically; refuses non-finite weights or state."""
     entries = {"model_config": model.config.to_dict(), "model": model.state_dict(), **extra}
     bad = non_finite({k: v for k, v in entries.items() if k != "model_config"})
     if bad:
-        more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
-        raise UserError(f"refusing to write {path}: {len(bad)} tensors are not finite ({', '.join(bad[:3])}{more})")
+        raise UserError(f"refusing to write {path}: {len(bad)} tensors are not finite ({_names(bad)}); a "
+                        "checkpoint that can only predict nonsense is never written")
     entries[HASH_KEY] = content_hash(entries)
     with atomic_path(path) as tmp:
         torch.save(entries, tmp)
@@ -100,6 +104,11 @@ def read_checkpoint(path, verify: bool = True) -> dict:
     if verify and isinstance(ckpt, dict) and HASH_KEY in ckpt and ckpt[HASH_KEY] != content_hash(ckpt):
         raise UserError(f"checkpoint {path} is corrupt: its content does not match the hash written with it; "
                         "use another copy or retrain")
+    if isinstance(ckpt, dict) and "model_config" in ckpt:  # ours: weights, optimiser state, losses all finite
+        bad = non_finite({k: v for k, v in ckpt.items() if k != "model_config"})
+        if bad:
+            raise UserError(f"checkpoint {path} holds non-finite values ({_names(bad)}); the run that wrote it "
+                            "diverged: use an earlier checkpoint or retrain with a lower learning rate")
     return ckpt
 
 
@@ -133,7 +142,7 @@ def model_from_checkpoint(ckpt, source) -> StackedHourglass:
         )
     bad = non_finite(ckpt["model"])
     if bad:
-        raise UserError(f"checkpoint {source} has non-finite weights ({', '.join(bad[:3])}); the run that wrote it "
+        raise UserError(f"checkpoint {source} has non-finite weights ({_names(bad)}); the run that wrote it "
                         "diverged: use an earlier checkpoint or retrain with a lower learning rate")
     model = StackedHourglass(HourglassConfig.from_dict(ckpt["model_config"], f"checkpoint {source} model_config"))
     load_state(model, ckpt["model"], f"checkpoint {source}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as nnf
@@ -33,6 +34,10 @@ class ModelFields:
     # None = the paper's (64, 128); small CPU models shrink it so the stem doesn't dwarf the hourglasses.
     stem_channels: tuple[int, int] | None = setting(None, "channels of the stem's 7x7 conv and first residual "
                                                     "(null: the paper's [64, 128])", minimum=2, maximum=4096)
+    # bearpaw/pytorch-pose's `hg` widens in the stem's second residual (c2 -> 2 c2, as its layer2 is built with
+    # planes = inplanes), the paper's in the third (c2 -> F); its checkpoints need its layout.
+    stem_layout: Literal["paper", "bearpaw"] = setting("paper", "stem residuals: paper c1->c2, c2->c2, c2->F; "
+                                                       "bearpaw c1->c2, c2->2*c2, 2*c2->F")
     decoder_heads: bool = setting(False, "HG-Int (paper Fig. 8): extra heatmap heads in the decoder at 1/2 and 1/4 "
                                   "of the output size")
 
@@ -147,8 +152,9 @@ class StackedHourglass(nn.Module):
         self.stem_conv = nn.Conv2d(3, c1, 7, stride=2, padding=3)
         self.stem_bn = nn.BatchNorm2d(c1)
         self.stem_res1 = Residual(c1, c2)
-        self.stem_res2 = Residual(c2, c2)
-        self.stem_res3 = Residual(c2, c.features)
+        c3 = 2 * c2 if c.stem_layout == "bearpaw" else c2
+        self.stem_res2 = Residual(c2, c3)
+        self.stem_res3 = Residual(c3, c.features)
         self.hourglasses = nn.ModuleList(Hourglass(c.depth, c.features, c.modules) for _ in range(c.stacks))
         self.heads = nn.ModuleList(Head(c.features, c.joints, c.modules) for _ in range(c.stacks))
         # Remap into the next stack's input (not after the last stack).

@@ -2,11 +2,16 @@
 
 Two layouts map onto `hgstudy.model.network` exactly (same layers, same order of operations):
 
-- princeton-vl/pytorch_stacked_hourglass (`checkpoint.pt`, keys `model.module.pre.0.conv.weight`, ...).
-  Its model takes NHWC RGB images scaled to [0, 1]; hgstudy takes the same values as NCHW.
-- bearpaw/pytorch-pose `hg` models (`checkpoint.pth.tar`, keys `module.conv1.weight`, ...).
-  Its model takes NCHW RGB in [0, 1] minus the per-channel mean of its training set (that
-  project's `color_normalize`); feed hgstudy the same normalised tensor.
+- princeton-vl/pytorch_stacked_hourglass `PoseNet` (`checkpoint.pt`, keys `model.module.pre.0.conv.weight`,
+  ...; any stacks and `inp_dim`, `increase` 0). Its model takes NHWC RGB images scaled to [0, 1]; hgstudy
+  takes the same values as NCHW.
+- bearpaw/pytorch-pose `hg` models (`checkpoint.pth.tar`, keys `module.conv1.weight`, ...; any stacks and
+  `num_blocks`). Its stem widens in the second residual, hence `stem_layout="bearpaw"`. Its model takes NCHW
+  RGB in [0, 1] minus the per-channel mean of its training set (that project's `color_normalize`); feed
+  hgstudy the same normalised tensor.
+
+Checked against checkpoints of the real code (tests/data/pytorch_stacked_hourglass, tests/data/pytorch-pose).
+Wrapper prefixes are optional: a state dict saved without DataParallel (or the Trainer) loads too.
 """
 
 from __future__ import annotations
@@ -52,8 +57,9 @@ def map_pytorch_stacked_hourglass(key: str) -> str | None:
         (r"^features\.(\d+)\.1\.conv\.(.*)", lambda m: f"heads.{m[1]}.lin.{m[2]}"),
         (r"^features\.(\d+)\.1\.bn\.(.*)", lambda m: f"heads.{m[1]}.lin_bn.{m[2]}"),
         (r"^outs\.(\d+)\.conv\.(.*)", lambda m: f"heads.{m[1]}.out.{m[2]}"),
-        (r"^merge_features\.(\d+)\.conv\.(.*)", lambda m: f"merge_features.{m[1]}.{m[2]}"),
-        (r"^merge_preds\.(\d+)\.conv\.(.*)", lambda m: f"merge_heatmaps.{m[1]}.{m[2]}"),
+        # Merge wraps a Conv that wraps the nn.Conv2d: two `.conv` levels.
+        (r"^merge_features\.(\d+)\.conv\.conv\.(.*)", lambda m: f"merge_features.{m[1]}.{m[2]}"),
+        (r"^merge_preds\.(\d+)\.conv\.conv\.(.*)", lambda m: f"merge_heatmaps.{m[1]}.{m[2]}"),
     ]
     return _apply(rules, key)
 
@@ -62,8 +68,11 @@ def config_pytorch_stacked_hourglass(state: dict, input_res: int) -> HourglassCo
     stacks = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("outs."))
     joints, features = state["outs.0.conv.weight"].shape[:2]
     depth = max(k.split(".")[2:].count("low2") for k in state if k.startswith("hgs.0.0."))
-    if state["hgs.0.0.low1.conv3.conv.weight"].shape[0] != features:
-        raise UserError("checkpoint uses `increase` > 0 (wider inner hourglass levels), which hgstudy does not model")
+    inner = state["hgs.0.0.low1.conv3.conv.weight"].shape[0]
+    if inner != features:
+        raise UserError(f"this PoseNet was built with increase={inner - features} (its hourglasses widen from "
+                        f"{features} to {inner} channels inside), which hgstudy's hourglass cannot express; "
+                        "only checkpoints with increase=0 (the default) can be converted")
     stem = (state["pre.0.conv.weight"].shape[0], state["pre.1.conv3.conv.weight"].shape[0])
     return HourglassConfig(stacks=stacks, modules=1, features=features, joints=joints, depth=depth,
                            input_res=input_res, stem_channels=stem)
@@ -98,8 +107,14 @@ def config_bearpaw(state: dict, input_res: int) -> HourglassConfig:
     modules = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("res.0."))
     depth = 1 + max(int(k.split(".")[3]) for k in state if k.startswith("hg.0.hg."))
     stem = (state["conv1.weight"].shape[0], state["layer1.0.conv3.weight"].shape[0])
+    # pytorch-pose's layer2 doubles the width (its planes = inplanes); a stem that keeps it is the paper's.
+    widths = {stem[1]: "paper", 2 * stem[1]: "bearpaw"}
+    layer2 = state["layer2.0.conv3.weight"].shape[0]
+    if layer2 not in widths:
+        raise UserError(f"unexpected stem: layer2 maps {stem[1]} -> {layer2} channels; hgstudy models "
+                        f"{stem[1]} -> {stem[1]} (the paper) or {stem[1]} -> {2 * stem[1]} (pytorch-pose's hg)")
     return HourglassConfig(stacks=stacks, modules=modules, features=features, joints=joints, depth=depth,
-                           input_res=input_res, stem_channels=stem)
+                           input_res=input_res, stem_channels=stem, stem_layout=widths[layer2])
 
 
 def _apply(rules, key: str) -> str | None:
@@ -110,23 +125,34 @@ def _apply(rules, key: str) -> str | None:
     return None
 
 
-LAYOUTS: dict[str, tuple[str, Callable, Callable]] = {
-    # name: (key prefix the reference's wrappers add, config reader, key mapper)
-    "pytorch_stacked_hourglass": ("model.module.", config_pytorch_stacked_hourglass,
+LAYOUTS: dict[str, tuple[str, str, Callable, Callable]] = {
+    # name: (key prefix the reference's wrappers add, a key every such model has, config reader, key mapper)
+    "pytorch_stacked_hourglass": ("model.module.", "pre.0.conv.weight", config_pytorch_stacked_hourglass,
                                   lambda key, config: map_pytorch_stacked_hourglass(key)),
-    "bearpaw": ("module.", config_bearpaw, lambda key, config: map_bearpaw(key, config.depth)),
+    "bearpaw": ("module.", "conv1.weight", config_bearpaw, lambda key, config: map_bearpaw(key, config.depth)),
 }
+
+
+def _unwrap(state: dict, prefix: str, marker: str) -> dict | None:
+    """The model's own keys: without the wrappers' prefix (all of it, a part of it, or none was saved)."""
+    parts = prefix.split(".")[:-1]
+    for start in range(len(parts) + 1):
+        head = "".join(f"{p}." for p in parts[start:])
+        if head + marker in state:
+            return {k[len(head):]: v for k, v in state.items() if k.startswith(head)}
+    return None
 
 
 def convert_state_dict(state: dict, layout: str, input_res: int = 256) -> StackedHourglass:
     """A StackedHourglass carrying the weights of a reference state dict of the given layout."""
     if layout not in LAYOUTS:
         raise UserError(f"unknown checkpoint layout {layout!r}; allowed: {', '.join(LAYOUTS)}")
-    prefix, read_config, map_key = LAYOUTS[layout]
-    if not any(k.startswith(prefix) for k in state):
-        raise UserError(f"no key starts with {prefix!r}, so this is not a {layout} checkpoint "
-                        f"(first keys: {', '.join(list(state)[:3])})")
-    state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    prefix, marker, read_config, map_key = LAYOUTS[layout]
+    unwrapped = _unwrap(state, prefix, marker)
+    if unwrapped is None:
+        raise UserError(f"no key {prefix + marker!r} (with or without the {prefix!r} prefix), so this is not a "
+                        f"{layout} checkpoint (first keys: {', '.join(list(state)[:3])}); check --from")
+    state = unwrapped
     try:
         config = read_config(state, input_res)
     except (KeyError, ValueError) as exc:

@@ -28,6 +28,11 @@ TOMPSON_JOINT_NAMES = (
     "rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thrx",
     "neck", "head", "rwri", "relb", "rsho", "lsho", "lelb", "lwri",
 )
+# Other spellings the real files use: pytorch-pose's and HRNet's detections_our_format.mat / gt_valid.mat spell
+# thorax `thor`; MPII's own names ("r ankle", "upper neck", "head top", and `hgstudy.core.joints`) are accepted
+# too by `hgstudy.scoring.ground_truth`.
+TOMPSON_JOINT_ALIASES = {"thor": "thrx", "thorax": "thrx", "pelvis": "pelv", "upper_neck": "neck", "head_top": "head",
+                         "top_head": "head"}
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """Readers of the MATLAB ground-truth files of MPII, and `load_annotations`, which reads any supported file.
 
-- the Tompson-format ground truth `.mat` that bearpaw/pytorch-pose and anibali/eval-mpii-pose ship for the
-  MPII validation set: `pos_gt_src` (16,2,N), `headboxes_src` (2,2,N) = [corner][x/y][person],
-  `jnt_missing` (16,N) with 1 = not annotated, `dataset_joints` (1,16) cell of joint names;
+- the Tompson-format ground truth `.mat` that bearpaw/pytorch-pose (`evaluation/data/detections_our_format.mat`),
+  anibali's pytorch-stacked-hourglass and HRNet (`gt_valid.mat`) evaluate against: `pos_gt_src` (16,2,N),
+  `headboxes_src` (2,2,N) = [corner][x/y][person], `jnt_missing` (16,N) uint8 with 1 = not annotated,
+  `dataset_joints` (1,16) cell of joint names (thorax `thor` there, `thrx` elsewhere; MPII's long names too),
+  and `pos_pred_src` (Tompson's predictions, ignored);
 - the official release `mpii_human_pose_v1_u12_1.mat` (`RELEASE.annolist(i).annorect(j)` with head box
   `x1,y1,x2,y2` and `annopoints.point` entries `id,x,y,is_visible`) together with a split file whose
   `index`/`person` (0-based) pick the people;
@@ -11,12 +13,25 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 
 from hgstudy.core.errors import UserError
-from hgstudy.scoring.annotations import SC_BIAS, TOMPSON_JOINT_NAMES, Annotations, make_annotations, read_split_h5
+from hgstudy.core.joints import MPII_JOINTS
+from hgstudy.scoring.annotations import (
+    SC_BIAS,
+    TOMPSON_JOINT_ALIASES,
+    TOMPSON_JOINT_NAMES,
+    Annotations,
+    make_annotations,
+    read_split_h5,
+)
+
+# Every accepted spelling of a joint name (lower case, words joined by "_") -> its index in MPII order.
+_JOINT_INDEX = {**{n: i for i, n in enumerate(TOMPSON_JOINT_NAMES)}, **{n: i for i, n in enumerate(MPII_JOINTS)},
+                **{alias: TOMPSON_JOINT_NAMES.index(name) for alias, name in TOMPSON_JOINT_ALIASES.items()}}
 
 
 def _loadmat(path: Path, **kwargs):
@@ -35,6 +50,13 @@ def _cell_str(value) -> str:
     return str(arr[0]).strip().lower() if arr.size else ""
 
 
+def _joint_index(name: str) -> int | None:
+    """MPII index of a joint name in any spelling the public files use (`thor`, `thrx`, `r ankle`, `right_ankle`)."""
+    key = re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
+    key = re.sub(r"^right_", "r_", re.sub(r"^left_", "l_", key))
+    return _JOINT_INDEX.get(key)
+
+
 def read_tompson_mat(path: str | Path) -> Annotations:
     """Read the Tompson-format MPII validation ground truth (`detections_our_format.mat` layout).
 
@@ -51,6 +73,8 @@ def read_tompson_mat(path: str | Path) -> Annotations:
     pos = np.asarray(mat["pos_gt_src"], dtype=np.float64)
     boxes = np.asarray(mat["headboxes_src"], dtype=np.float64)
     missing = np.asarray(mat["jnt_missing"])
+    if missing.dtype.kind not in "biuf" or not np.isin(missing, (0, 1)).all():
+        raise UserError(f"{path}: 'jnt_missing' must hold 0 (annotated) or 1 (missing) only")
     if pos.ndim != 3 or pos.shape[:2] != (16, 2):
         raise UserError(f"{path}: 'pos_gt_src' has shape {pos.shape}; expected (16, 2, people)")
     n = pos.shape[2]
@@ -61,12 +85,20 @@ def read_tompson_mat(path: str | Path) -> Annotations:
     order = np.arange(16)
     if "dataset_joints" in mat:
         names = [_cell_str(v) for v in np.asarray(mat["dataset_joints"], dtype=object).ravel()]
-        unknown = [x for x in names if x not in TOMPSON_JOINT_NAMES]
-        if len(names) != 16 or unknown or len(set(names)) != 16:
-            raise UserError(f"{path}: 'dataset_joints' is {names}; expected the 16 names {TOMPSON_JOINT_NAMES}")
-        order = np.array([names.index(x) for x in TOMPSON_JOINT_NAMES])
+        index = [_joint_index(x) for x in names]
+        unknown = [x for x, i in zip(names, index) if i is None]
+        if len(names) != 16 or unknown or len(set(index)) != 16:
+            problem = f"unknown {unknown}" if unknown else "not 16 different joints"
+            raise UserError(f"{path}: 'dataset_joints' is {names} ({problem}); expected the 16 MPII joints, named "
+                            f"as {TOMPSON_JOINT_NAMES} (thorax also `thor`) or as {MPII_JOINTS}")
+        order = np.argsort(index)
     joints = pos.transpose(2, 0, 1)[:, order]
     annotated = (missing.T == 0)[:, order]
+    bad = annotated & ~np.isfinite(joints).all(axis=2)
+    if bad.any():
+        person, joint = np.argwhere(bad)[0]
+        raise UserError(f"{path}: {int(bad.sum())} annotated joints (jnt_missing 0) have non-finite coordinates in "
+                        f"'pos_gt_src', the first is joint {MPII_JOINTS[joint]} of person {person} (0-based)")
     head = SC_BIAS * np.linalg.norm(boxes[1] - boxes[0], axis=0)
     return make_annotations(joints, annotated, head, dataset="mpii", source=str(path), layout="tompson mat")
 

@@ -29,6 +29,8 @@ THRESHOLDS = np.arange(51) / 100.0  # 0:0.01:0.5, the toolkit's range
 _M = {name: i for i, name in enumerate(MPII_JOINTS)}
 _F = {name: i for i, name in enumerate(FLIC_JOINTS)}
 MPII_EVAL_JOINTS = tuple(i for i, n in enumerate(MPII_JOINTS) if n not in ("pelvis", "thorax"))  # the 14
+# The paper's ablation measure (section 5.2): PCKh@0.5 over wrists, elbows, knees and ankles, instances pooled.
+ABLATION_JOINTS = tuple(_M[f"{side}_{part}"] for part in ("wrist", "elbow", "knee", "ankle") for side in ("l", "r"))
 MPII_ARM_JOINTS = tuple(_M[n] for n in ("r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist"))
 _PAIRS = ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")
 FLIC_GROUPS = {

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from hgstudy.core.errors import UserError
 from hgstudy.core.files import atomic_path
 from hgstudy.scoring import metrics
 from hgstudy.scoring.annotations import Annotations
+from hgstudy.scoring.decode import to_image_coords
 from hgstudy.scoring.ground_truth import load_annotations
 
 LAYOUTS = ("auto", "n-j-2", "2-j-n")
@@ -28,46 +31,104 @@ _PROTOCOL_TEXT = {
 }
 
 
-def _read_mat(path: Path) -> tuple[np.ndarray, bool]:
+MAX_VALUES = 1 << 26  # numbers in a `preds` of unknown count: 16x more than MPII's test set needs, 512 MB
+_MAT_TYPES = {c: np.dtype(c.replace("single", "float32").replace("double", "float64")) for c in (
+    "double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")}
+
+
+def _check_declared(path: Path, shape, dtype, n_people: int | None, n_joints: int | None) -> None:
+    """Refuse a `preds` by the shape and type its file declares, before reading (or allocating) any of it."""
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "iuf":
+        raise UserError(f"{path}: 'preds' holds {dtype} values; expected numbers")
+    if shape is None or len(shape) != 3 or 2 not in (shape[0], shape[2]):
+        raise UserError(f"{path}: 'preds' has shape {shape}; expected n x J x 2 or 2 x J x n")
+    shape, people = tuple(int(s) for s in shape), max(int(shape[0]), int(shape[2]))
+    if n_joints is not None and shape[1] != n_joints:
+        raise UserError(f"{path}: predictions have {shape[1]} joints per person; expected {n_joints}")
+    if n_people is not None and people > n_people:
+        raise UserError(f"{path}: 'preds' declares shape {shape}: {people:,} predictions for {n_people} annotated "
+                        "people (counts differ); nothing was read")
+    if math.prod(shape) > MAX_VALUES:
+        raise UserError(f"{path}: 'preds' declares shape {shape}, {math.prod(shape):,} values: far more than any "
+                        "benchmark's predictions; nothing was read")
+
+
+def _read_mat(path: Path, check) -> tuple[np.ndarray, bool]:
     """The `preds` array of a .mat file and whether its axes are in MATLAB order (v5/v7: yes, v7.3: flipped)."""
     import scipy.io
 
     try:
-        mat = scipy.io.loadmat(path, variable_names=["preds"])
+        found = {name: (shape, cls) for name, shape, cls in scipy.io.whosmat(path)}  # the header only
+        if "preds" not in found:
+            raise UserError(f"{path}: no variable 'preds' in the .mat file (found {sorted(found)})")
+        shape, cls = found["preds"]
+        check(shape, _MAT_TYPES.get(cls, f"MATLAB {cls}"))
+        return scipy.io.loadmat(path, variable_names=["preds"])["preds"], True
     except NotImplementedError:  # v7.3 = HDF5, arrays come back with their axes reversed
-        return _read_h5(path).T, True
-    except (ValueError, OSError, TypeError) as exc:
-        raise UserError(f"{path}: cannot read as a MATLAB .mat file ({exc})") from exc
-    if "preds" not in mat:
-        raise UserError(f"{path}: no variable 'preds' in the .mat file")
-    return mat["preds"], True
+        return _read_h5(path, lambda shape, dtype: check(None if shape is None else shape[::-1], dtype)).T, True
+    except UserError:
+        raise
+    except Exception as exc:  # scipy raises many types (even IndexError) for a file that is no .mat
+        raise UserError(f"{path}: not a readable MATLAB .mat file ({type(exc).__name__}: {exc})") from exc
 
 
-def _read_h5(path: Path) -> np.ndarray:
+def _read_h5(path: Path, check) -> np.ndarray:
     import h5py
 
     try:
         with h5py.File(path, "r") as f:
             if "preds" not in f:
                 raise UserError(f"{path}: no dataset 'preds' in the HDF5 file (found {sorted(f.keys())})")
-            return f["preds"][()]
-    except OSError as exc:
+            preds = f["preds"]
+            if not isinstance(preds, h5py.Dataset):
+                raise UserError(f"{path}: 'preds' is an HDF5 {type(preds).__name__.lower()}, not an array")
+            check(preds.shape, preds.dtype)
+            exact = "heatmap_stacks" in f and "matrices" in f  # a file of `write_predictions`
+    except (OSError, KeyError, ValueError, TypeError) as exc:
         raise UserError(f"{path}: cannot read as HDF5 ({exc})") from exc
+    if exact:  # its float32 `preds` is for other tools; the exact values are these
+        return read_prediction_stacks(path)[0][-1]
+    with h5py.File(path, "r") as f:
+        return f["preds"][()]
 
 
-def _read_numpy(path: Path) -> np.ndarray:
+def _npy_header(f, path: Path) -> tuple[tuple, np.dtype]:
+    """(shape, dtype) from the header of a .npy file or .npz member, reading nothing else."""
     try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise UserError(f"{path}: cannot read as a numpy file ({exc})") from exc
-    if isinstance(data, np.ndarray):
-        return data
-    with data:
-        if "preds" in data.files:
-            return data["preds"]
-        if len(data.files) == 1:
-            return data[data.files[0]]
-        raise UserError(f"{path}: no array 'preds' in the .npz file (found {sorted(data.files)})")
+        version = np.lib.format.read_magic(f)
+        read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in read:
+            raise UserError(f"{path}: .npy format version {version} is not supported (save with numpy.save)")
+        shape, _, dtype = read[version](f)
+    except ValueError as exc:
+        raise UserError(f"{path}: not a numpy file ({exc})") from exc
+    return shape, dtype
+
+
+def _read_numpy(path: Path, check) -> np.ndarray:
+    with open(path, "rb") as f:
+        magic = f.read(6)
+        if path.suffix.lower() == ".npy":
+            if magic != b"\x93NUMPY":
+                raise UserError(f"{path}: not a numpy file (no .npy header); save the array with numpy.save")
+            f.seek(0)
+            check(*_npy_header(f, path))
+    try:
+        if path.suffix.lower() == ".npy":
+            return np.array(np.load(path, mmap_mode="r", allow_pickle=False))  # the header was checked above
+        if not magic.startswith(b"PK"):
+            raise UserError(f"{path}: not a numpy .npz file (not a zip archive); save it with numpy.savez")
+        with zipfile.ZipFile(path) as zf:
+            arrays = {n.removesuffix(".npy"): n for n in zf.namelist() if n.endswith(".npy")}
+            if "preds" not in arrays and len(arrays) != 1:
+                raise UserError(f"{path}: no array 'preds' in the .npz file (found {sorted(arrays)})")
+            key = "preds" if "preds" in arrays else next(iter(arrays))
+            with zf.open(arrays[key]) as member:
+                check(*_npy_header(member, path))
+        with np.load(path, allow_pickle=False) as data:
+            return data[key]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise UserError(f"{path}: cannot read as a numpy file: it is damaged or truncated ({exc})") from exc
 
 
 def read_predictions(
@@ -84,18 +145,26 @@ def read_predictions(
     path = Path(path)
     if layout not in LAYOUTS:
         raise UserError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not a prediction file")
     if not path.is_file():
         raise UserError(f"{path}: prediction file not found")
     suffix = path.suffix.lower()
+    if suffix not in (".mat", ".h5", ".hdf5", ".npy", ".npz"):
+        raise UserError(f"{path}: unknown prediction file type '{path.suffix}' (expected .mat, .h5, .npy or .npz)")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: the file is empty (0 bytes)")
+
+    def check(shape, dtype):
+        _check_declared(path, shape, dtype, n_people, n_joints)
+
     matlab_order = False
     if suffix == ".mat":
-        raw, matlab_order = _read_mat(path)
+        raw, matlab_order = _read_mat(path, check)
     elif suffix in (".h5", ".hdf5"):
-        raw = _read_h5(path)
-    elif suffix in (".npy", ".npz"):
-        raw = _read_numpy(path)
+        raw = _read_h5(path, check)
     else:
-        raise UserError(f"{path}: unknown prediction file type '{path.suffix}' (expected .mat, .h5, .npy or .npz)")
+        raw = _read_numpy(path, check)
     arr = np.asarray(raw)
     if arr.dtype.kind not in "iuf":
         raise UserError(f"{path}: 'preds' holds {arr.dtype} values; expected numbers")
@@ -123,30 +192,46 @@ def read_predictions(
     return preds
 
 
-def write_predictions(path, preds_stacks, index) -> Path:
-    """An HDF5 prediction file: `preds` (N, J, 2) of the last stack, which every tool reads, plus
-    `preds_stacks` (S, N, J, 2) of every stack (the paper measures intermediate stacks too) and `index` (N,),
-    the dataset index of each row. Coordinates are original image pixels; written atomically."""
+def write_predictions(path, heatmap_stacks, matrices, index) -> Path:
+    """An HDF5 prediction file of every stack, exact and small enough to keep in git.
+
+    `preds` (N, J, 2) float32: the last stack in original image pixels, the layout every tool reads. The exact
+    predictions of every stack: `heatmap_stacks` (S, N, J, 2), decoded heatmap pixels in quarter-pixel steps
+    (stored x 4 as small integers), and `matrices` (N, 2, 3), each person's map original image -> heatmap;
+    `read_prediction_stacks` maps them back to the same float64 pixels as in memory. `index` (N,): the dataset
+    index of each row. Written atomically, compressed.
+    """
     import h5py
 
-    preds_stacks = np.asarray(preds_stacks, dtype=np.float64)
+    heatmap_stacks, matrices = np.asarray(heatmap_stacks, np.float64), np.asarray(matrices, np.float64)
+    quarters = heatmap_stacks * 4
+    exact = np.array_equal(quarters, np.round(quarters)) and quarters.min(initial=0) >= 0
+    big = quarters.max(initial=0) > 255
+    stored = (quarters.astype(np.uint16 if big else np.uint8) if exact else heatmap_stacks.astype(np.float64))
+    options = {"compression": "gzip", "compression_opts": 6, "shuffle": True}
+    last = to_image_coords(heatmap_stacks[-1], matrices)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f["preds"] = preds_stacks[-1]
-        f["preds_stacks"] = preds_stacks
-        f["index"] = np.asarray(index, dtype=np.int64)
+        f.create_dataset("preds", data=last.astype(np.float32), **options)
+        f.create_dataset("heatmap_stacks", data=stored, **options)
+        f["heatmap_stacks"].attrs["scale"] = 4.0 if exact else 1.0
+        f.create_dataset("matrices", data=matrices, **options)
+        f.create_dataset("index", data=np.asarray(index, dtype=np.int64), **options)
     return Path(path)
 
 
 def read_prediction_stacks(path) -> tuple[np.ndarray, np.ndarray]:
-    """(preds_stacks (S, N, J, 2), index (N,)) of a file written by `write_predictions`."""
+    """(preds_stacks (S, N, J, 2) in original pixels, index (N,)) of a file written by `write_predictions`."""
     import h5py
 
     path = Path(path)
     try:
         with h5py.File(path, "r") as f:
-            return np.asarray(f["preds_stacks"][()], np.float64), np.asarray(f["index"][()], np.int64)
+            stored, scale = f["heatmap_stacks"], float(f["heatmap_stacks"].attrs["scale"])
+            heatmap = np.asarray(stored[()], np.float64) / scale
+            matrices, index = np.asarray(f["matrices"][()], np.float64), np.asarray(f["index"][()], np.int64)
     except (OSError, KeyError) as exc:
         raise UserError(f"{path}: not a prediction file of `hgstudy evaluate` ({exc})") from exc
+    return to_image_coords(heatmap.transpose(1, 0, 2, 3), matrices).transpose(1, 0, 2, 3), index
 
 
 def load_for_scoring(predictions, annotations, split=None, dataset: str | None = None, layout: str = "auto"):

@@ -84,9 +84,10 @@ def read_train_results(results) -> tuple[dict, pd.DataFrame]:
 
 
 # --------------------------------------------------------------------------------------------- evaluate
-def write_eval_results(results, preds_stacks, index, metrics: dict, curve: pd.DataFrame) -> None:
+def write_eval_results(results, heatmap_stacks, matrices, index, metrics: dict, curve: pd.DataFrame) -> None:
+    """An evaluated run's predictions (`write_predictions`), numbers and PCKh curve."""
     results = Path(results)
-    write_predictions(results / "preds.h5", preds_stacks, index)
+    write_predictions(results / "preds.h5", heatmap_stacks, matrices, index)
     write_json(results / "metrics.json", numbers(metrics))
     with atomic_path(results / "pckh_curve.tsv") as tmp:
         curve.to_csv(tmp, sep="\t")
@@ -116,3 +117,8 @@ def read_val_annotations(results) -> Annotations:
     with h5py.File(path, "r") as f:
         dataset = str(f.attrs.get("dataset", "mpii"))
     return read_split_h5(path, dataset)
+
+
+def read_pckh_curve(results) -> pd.DataFrame:
+    """PCKh against the threshold of one evaluated run (columns threshold, head, ..., total)."""
+    return pd.read_csv(Path(results) / "pckh_curve.tsv", sep="\t")

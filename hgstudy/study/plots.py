@@ -10,6 +10,7 @@ import pandas as pd
 import seaborn as sns
 
 from hgstudy.core.joints import MPII_JOINTS, MPII_SKELETON
+from hgstudy.study.stats import seed_band
 
 # Right limbs red, left limbs blue, spine green: left/right confusions show at a glance.
 SIDE_COLOURS = {"r": "tab:red", "l": "tab:blue", "m": "tab:green"}
@@ -57,39 +58,102 @@ def sample_grid(samples, predictions=None, titles=None, columns: int = 4, size: 
 
 
 def stack_heatmaps(sample: dict, heatmaps, joints=(10, 15, 0, 5)):
-    """One row per stack: the crop with the summed heatmaps of `joints` (default wrists and ankles)."""
+    """One panel per stack: the crop under the summed heatmaps of `joints` (default wrists and ankles), all
+    panels on one colour scale (a colour bar shows it), so that stacks compare by brightness."""
     heatmaps = np.asarray(heatmaps)  # (S, J, h, w)
     stacks = heatmaps.shape[0]
-    fig, axes = plt.subplots(1, stacks + 1, figsize=(2.2 * (stacks + 1), 2.4))
+    maps = heatmaps[:, list(joints)].clip(0).sum(1)  # (S, h, w)
+    fig, axes = plt.subplots(1, stacks + 1, figsize=(2.2 * (stacks + 1) + 0.6, 2.4), squeeze=False)
+    axes = axes[0]
     image = np.clip(np.asarray(sample["image"]).transpose(1, 2, 0), 0, 1)
     axes[0].imshow(image)
     axes[0].set_title("input", fontsize=8)
-    res = image.shape[0]
+    res, top = image.shape[0], max(float(maps.max()), 1e-6)
     for s in range(stacks):
         axes[s + 1].imshow(image)
-        axes[s + 1].imshow(heatmaps[s, list(joints)].clip(0).sum(0), cmap="magma", alpha=0.6,
-                           extent=(-0.5, res - 0.5, res - 0.5, -0.5))
+        shown = axes[s + 1].imshow(maps[s], cmap="magma", alpha=0.6, vmin=0, vmax=top,
+                                   extent=(-0.5, res - 0.5, res - 0.5, -0.5))
         axes[s + 1].set_title(f"stack {s + 1}", fontsize=8)
     for ax in axes:
         ax.axis("off")
-    fig.tight_layout()
+    fig.colorbar(shown, ax=list(axes), fraction=0.02, pad=0.01, label="summed heatmap")
     return fig
 
 
+def legend_outside(ax) -> None:
+    """The legend to the right of the axes, never over the data."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+
+
 def curves(frame: pd.DataFrame, x: str, y: str, hue: str | None = None, title: str = "", ax=None, **kw):
-    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+    ax = ax or plt.subplots(figsize=(7, 3.5))[1]
     sns.lineplot(data=frame, x=x, y=y, hue=hue, ax=ax, **kw)
     ax.set_title(title)
     ax.grid(alpha=0.3)
+    legend_outside(ax)
     return ax
 
 
 def bars(frame: pd.DataFrame, x: str, y: str, hue: str | None = None, title: str = "", ax=None):
-    ax = ax or plt.subplots(figsize=(7, 3.5))[1]
+    ax = ax or plt.subplots(figsize=(8, 3.5))[1]
     sns.barplot(data=frame, x=x, y=y, hue=hue, ax=ax)
     ax.set_title(title)
     ax.tick_params(axis="x", rotation=30)
+    legend_outside(ax)
     return ax
+
+
+def seed_bands(frame: pd.DataFrame, x: str, y: str, groups, title: str = "", ax=None, ylabel: str | None = None):
+    """Per group (a variant), the mean over its runs of `y` against `x`, and a 95% t band across the runs."""
+    ax = ax or plt.subplots(figsize=(7, 3.5))[1]
+    for name in groups:
+        wide = frame[frame.variant == name].pivot_table(index=x, columns="run", values=y)
+        if wide.empty:
+            continue
+        band = np.array([seed_band(row) for _, row in wide.iterrows()])
+        line = ax.plot(wide.index, band[:, 0], marker=".", label=f"{name} ({wide.shape[1]} seeds)")[0]
+        ax.fill_between(wide.index, band[:, 1], band[:, 2], color=line.get_color(), alpha=0.15, linewidth=0)
+    ax.set(title=title, xlabel=x, ylabel=ylabel or y)
+    ax.grid(alpha=0.3)
+    legend_outside(ax)
+    return ax
+
+
+def claim_intervals(claims: pd.DataFrame, ax=None):
+    """Each claim's difference (better - worse) with its per-claim 95% interval (thick) and its family-wise
+    interval (thin); right of zero = in the direction the claim states."""
+    ax = ax or plt.subplots(figsize=(8, 0.5 + 0.45 * len(claims)))[1]
+    y = np.arange(len(claims))[::-1]
+    ax.hlines(y, claims.family_low, claims.family_high, color="grey", linewidth=1, label="family-wise interval")
+    ax.hlines(y, claims.ci95_low, claims.ci95_high, color="tab:blue", linewidth=4, label="95% interval")
+    ax.plot(claims["diff"], y, "o", color="black", label="difference of seed means")
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(y, [f"{b} - {w}" for b, w in zip(claims.better, claims.worse)])
+    ax.set(xlabel="difference in PCKh@0.5, wrists/elbows/knees/ankles (points)", title="The claims")
+    ax.grid(alpha=0.3, axis="x")
+    legend_outside(ax)
+    return ax
+
+
+def claim_curve_grid(claim_curves: pd.DataFrame, columns: int = 4):
+    """One panel per claim: its difference over training with the seed band, and zero."""
+    names = list(dict.fromkeys(claim_curves.claim))
+    rows = -(-len(names) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False, sharex=True)
+    for ax, name in zip(axes.flat, names):
+        c = claim_curves[claim_curves.claim == name]
+        ax.plot(c.step, c["diff"], marker=".")
+        ax.fill_between(c.step, c.low, c.high, alpha=0.2, linewidth=0)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_title(name, fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    fig.supxlabel("training step")
+    fig.supylabel("difference (points)")
+    fig.tight_layout()
+    return fig
 
 
 def read_tsv(path) -> pd.DataFrame:

@@ -6,9 +6,12 @@ logs every request, so that resuming, not re-downloading and refusing are all ob
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import socket
@@ -31,10 +34,13 @@ SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 class Server:
-    """Serves files under `root`; `cut_once` paths send half their bytes then drop the connection, once."""
+    """Serves files under `root`; `cut_once` paths send half their bytes then drop the connection, once;
+    `stall_once` paths ({path: n}) send n bytes then go silent (until the client gives up or the server
+    closes), once; with `shift` a range request is answered from `shift` bytes after the byte asked for."""
 
     def __init__(self, root: Path):
         self.root, self.requests, self.cut_once, self.ranges = root, [], set(), True
+        self.stall_once, self.shift, self.closing = {}, 0, threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -53,6 +59,8 @@ class Server:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                if start and server.shift:
+                    start = min(start + server.shift, len(data) - 1)
                 self.send_response(206 if start else 200)
                 if start:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
@@ -62,6 +70,11 @@ class Server:
                 if self.path in server.cut_once:
                     server.cut_once.discard(self.path)
                     body = body[: len(body) // 2]
+                if self.path in server.stall_once:
+                    self.wfile.write(body[: server.stall_once.pop(self.path)])
+                    self.wfile.flush()
+                    server.closing.wait(10)  # silent: the client's timeout fires first
+                    return
                 self.wfile.write(body)
 
             def log_message(self, *args):
@@ -79,6 +92,7 @@ class Server:
         return f"{self.url}/{relative}"
 
     def close(self):
+        self.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)
@@ -255,14 +269,13 @@ def test_truncated_archive_leaves_nothing_complete(server, toy, tmp_path, kind):
 
 
 def test_unsafe_reasons_by_hand():
-    assert unsafe_reason("images/a.jpg") is None and unsafe_reason("a/../b") is None
+    assert unsafe_reason("images/a.jpg") is None and unsafe_reason("./images//a.jpg") is None
     assert "absolute" in unsafe_reason("/etc/passwd") and "absolute" in unsafe_reason("C:\\x")
-    assert "outside" in unsafe_reason("a/../../x")
-    assert unsafe_reason("a/link", "../b") is None
-    assert "outside" in unsafe_reason("a/link", "../../b")
-    assert "absolute" in unsafe_reason("a/link", "/etc")
-    assert unsafe_reason("a/hard", "a/b", hardlink=True) is None
-    assert "outside" in unsafe_reason("a/hard", "../b", hardlink=True)
+    assert "outside" in unsafe_reason("a/../../x") and "outside" in unsafe_reason("a\\..\\..\\x")
+    assert "outside" in unsafe_reason("a/../b")  # the official archives never climb: any '..' is refused
+    assert "NUL" in unsafe_reason("a\x00b")
+    assert "255" in unsafe_reason("a/" + "x" * 256) and unsafe_reason("a/" + "x" * 255) is None
+    assert "4096" in unsafe_reason("/".join(["x" * 200] * 21)) and unsafe_reason("/".join(["x" * 200] * 20)) is None
 
 
 def test_extract_is_atomic_and_idempotent(tmp_path):
@@ -334,7 +347,10 @@ def test_cli_flic_end_to_end(server, tmp_path, capsys):
 
 
 @pytest.mark.skipif(not (SHARED / "mpii" / "valid.h5").exists(), reason="shared MPII files missing")
-def test_cli_mpii_failure_keeps_what_was_verified(server, tmp_path, capsys):
+def test_cli_mpii_failure_keeps_what_was_verified(server, tmp_path, capsys, monkeypatch):
+    # train.h5 and test.h5 are pinned by git blob id, but not here: the test serves stand-ins for them
+    monkeypatch.setitem(download.DATASETS, "mpii", tuple(dataclasses.replace(f, git_blob=None)
+                                                         for f in download.DATASETS["mpii"]))
     serve_release(server, "mpii", missing={"train.h5"})
     root = tmp_path / "data"
     assert cli.main(["download", "mpii", "--root", str(root), "--mirror", server.url]) == 2
@@ -350,3 +366,179 @@ def test_cli_mpii_failure_keeps_what_was_verified(server, tmp_path, capsys):
         "/princeton-vl/pose-hg-train/master/data/mpii/annot/train.h5"]  # nothing else fetched again
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())  # nor touched
     shutil.rmtree(server.root)
+
+
+# ------------------------------------------------------------------------------ hostile servers, full disks
+def test_a_stall_keeps_the_bytes_received_and_the_next_run_resumes(server, toy, tmp_path):
+    data = blob()
+    url = server.put("x/blob.bin", data)
+    server.stall_once["/x/blob.bin"] = 450_000
+    toy(RemoteFile("toy/blob.bin", url, sha(data), len(data)))
+    with pytest.raises(UserError, match="lost or stalled after 450,000 of 2,999,808 bytes"):
+        acquire("toy", tmp_path, timeout=0.5, log=quiet)
+    part = tmp_path / "toy" / "blob.bin.part"
+    assert part.read_bytes() == data[:450_000]  # nothing that arrived was thrown away
+    acquire("toy", tmp_path, timeout=5, log=quiet)
+    assert server.requests[-1] == ("/x/blob.bin", "bytes=450000-")
+    assert (tmp_path / "toy" / "blob.bin").read_bytes() == data and not part.exists()
+
+
+def test_a_range_from_the_wrong_offset_restarts_the_file_cleanly(server, toy, tmp_path):
+    data = blob()
+    server.cut_once.add("/x/blob.bin")
+    toy(RemoteFile("toy/blob.bin", server.put("x/blob.bin", data)))  # not pinned: only the ledger would notice
+    with pytest.raises(UserError, match="resume"):
+        acquire("toy", tmp_path, log=quiet)
+    kept = (tmp_path / "toy" / "blob.bin.part").stat().st_size
+    server.shift = 1000  # answers "206 bytes kept+1000-": splicing it in would lose 1000 bytes
+    acquire("toy", tmp_path, log=quiet)
+    assert server.requests[-2:] == [("/x/blob.bin", f"bytes={kept}-"), ("/x/blob.bin", None)]
+    assert (tmp_path / "toy" / "blob.bin").read_bytes() == data
+    assert json.loads((tmp_path / "checksums.json").read_text())["files"]["toy/blob.bin"]["sha256"] == sha(data)
+
+
+class FullDisk:
+    """A file whose writes fail with ENOSPC once `room` bytes are written (what a full disk does)."""
+
+    def __init__(self, f, room: int):
+        self.f, self.room = f, room
+
+    def write(self, block):
+        if len(block) > self.room:
+            self.f.write(block[: self.room])
+            self.room = 0
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(block)
+        return self.f.write(block)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def test_a_full_disk_while_downloading_is_one_clear_error_and_keeps_the_partial_file(server, toy, tmp_path,
+                                                                                    monkeypatch, capsys):
+    data = blob()
+    toy(RemoteFile("toy/blob.bin", server.put("x/blob.bin", data), sha(data), len(data)))
+    real_open = open
+    root = tmp_path / "data"
+    with monkeypatch.context() as m, pytest.raises(UserError) as info:
+        m.setattr(download, "open", lambda path, mode="r", *a: FullDisk(real_open(path, mode, *a), 1_200_000)
+                  if "w" in mode or "a" in mode else real_open(path, mode, *a), raising=False)
+        m.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9, 0))
+        acquire("toy", root, log=quiet)
+    part = root / "toy" / "blob.bin.part"
+    assert str(info.value) == (f"no space left on device while downloading into {part}; free some space or choose "
+                               f"another folder. The partial file {part} is kept: run the same command again to "
+                               "resume")
+    assert part.read_bytes() == data[:1_200_000] and not (root / "toy" / "blob.bin").exists()
+    assert not (root / "checksums.json").exists()
+    acquire("toy", root, log=quiet)  # space freed: the same command resumes and completes
+    assert server.requests[-1][1] == "bytes=1200000-" and (root / "toy" / "blob.bin").read_bytes() == data
+
+
+def fake_read_only(monkeypatch, folder: Path) -> None:
+    """Make `folder` refuse new files and folders: chmod where that binds, else (root) the calls themselves."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        return
+    real_open, real_mkdir = os.open, os.mkdir
+
+    def refuse(real):
+        def call(path, *args, **kwargs):
+            if Path(path).resolve().is_relative_to(folder.resolve()) and kwargs.get("dir_fd") is None:
+                raise OSError(errno.EROFS, "Read-only file system", str(path))
+            return real(path, *args, **kwargs)
+        return call
+
+    monkeypatch.setattr(os, "open", refuse(real_open))
+    monkeypatch.setattr(os, "mkdir", refuse(real_mkdir))
+
+
+def test_a_read_only_data_folder_is_refused_before_anything_is_fetched(server, toy, tmp_path, monkeypatch):
+    data = blob()
+    toy(RemoteFile("toy/blob.bin", server.put("x/blob.bin", data), sha(data), len(data)))
+    root = tmp_path / "data"
+    fake_read_only(monkeypatch, root)
+    try:
+        with pytest.raises(UserError, match=r"(read-only|permission denied) while creating a file in .*data; "
+                                            "choose a folder you can write to"):
+            acquire("toy", root, log=quiet)
+    finally:
+        root.chmod(0o755)
+    assert server.requests == [] and list(root.iterdir()) == []
+
+
+def test_bad_timeout_and_workers_are_user_errors(tmp_path, capsys):
+    for flag, value in (("--timeout", "-1"), ("--timeout", "nan"), ("--timeout", "0"), ("--workers", "0")):
+        assert cli.main(["download", "flic", "--root", str(tmp_path / "d"), flag, value]) == 2
+        err = capsys.readouterr().err
+        assert f"{flag} must be" in err and "Traceback" not in err, (flag, value, err)
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize(("ledger", "message"), [
+    ("FOLDER", "not valid JSON"),
+    ('{"files": {"toy/blob.bin": "abc"}}', r"the entry of 'toy/blob.bin' is not"),
+    ('{"files": {"toy/blob.bin": {"sha256": "ab", "size": "12"}}}', r"the entry of 'toy/blob.bin' is not"),
+    ('{"files": [1, 2]}', "not valid JSON"),
+])
+def test_a_malformed_ledger_is_a_user_error(toy, tmp_path, ledger, message):
+    toy(RemoteFile("toy/blob.bin", "http://127.0.0.1:9/x"))
+    path = tmp_path / "checksums.json"
+    if ledger == "FOLDER":
+        path.mkdir()
+    else:
+        path.write_text(ledger)
+    with pytest.raises(UserError, match=message):
+        acquire("toy", tmp_path, log=quiet)
+
+
+def test_files_pinned_by_git_blob_id_refuse_other_bytes(server, toy, tmp_path):
+    official, other = blob(seed=1), blob(seed=2)
+    blob_id = hashlib.sha1(b"blob %d\0" % len(official) + official).hexdigest()
+    url = server.put("x/train.h5", other)
+    toy(RemoteFile("toy/train.h5", url, git_blob=blob_id))
+    with pytest.raises(UserError, match=f"its git blob id is .*, not the official {blob_id}"):
+        acquire("toy", tmp_path, log=quiet)
+    assert sorted(os.listdir(tmp_path / "toy")) == ["train.h5.rejected"]
+    (tmp_path / "toy" / "train.h5").write_bytes(other)  # the same bytes placed by hand: refused too
+    with pytest.raises(UserError, match="already exists but its git blob id"):
+        acquire("toy", tmp_path, log=quiet)
+    (tmp_path / "toy" / "train.h5").unlink()
+    server.put("x/train.h5", official)
+    acquire("toy", tmp_path, log=quiet)  # pinned, so not read as HDF5 (these bytes are not): verified by the pin
+    assert (tmp_path / "toy" / "train.h5").read_bytes() == official
+
+
+def test_the_pinned_blob_ids_are_pose_hg_trains():
+    # `git ls-tree -r HEAD data/mpii/annot` in princeton-vl/pose-hg-train; valid.h5's id checks the method
+    pins = {Path(f.name).name: f.git_blob for f in download.DATASETS["mpii"] if f.git_blob}
+    assert pins == {"train.h5": "50cb99ed82aa1873fda3f419e7dc71208931db9a",
+                    "test.h5": "a72a6f875d2a95328ab9ea9ab97d0abd545ba808"}
+    if (SHARED / "mpii" / "valid.h5").exists():
+        assert download.git_blob_id(SHARED / "mpii" / "valid.h5") == "b9e088439064a351a24d0b2ecfc58fc86e5afe86"
+
+
+def test_a_full_disk_while_recording_the_ledger_keeps_the_verified_file(server, toy, tmp_path, monkeypatch):
+    data = blob()
+    toy(RemoteFile("toy/blob.bin", server.put("x/blob.bin", data)))
+    real_write_text = Path.write_text
+
+    def write_text(self, *args, **kwargs):
+        if self.name.endswith(".partial"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write_text(self, *args, **kwargs)
+
+    with monkeypatch.context() as m, pytest.raises(UserError) as info:
+        m.setattr(Path, "write_text", write_text)
+        acquire("toy", tmp_path, log=quiet)
+    assert str(info.value).startswith(f"no space left on device while writing {tmp_path / 'checksums.json'}; ")
+    assert (tmp_path / "toy" / "blob.bin").read_bytes() == data and sorted(os.listdir(tmp_path)) == ["served", "toy"]
+    requests = len(server.requests)
+    acquire("toy", tmp_path, log=quiet)  # space freed: recorded without downloading again
+    assert len(server.requests) == requests
+    assert json.loads((tmp_path / "checksums.json").read_text())["files"]["toy/blob.bin"]["sha256"] == sha(data)

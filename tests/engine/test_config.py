@@ -87,3 +87,49 @@ def test_command_line_flags_are_yaml_values(tmp_path):
     assert (c.steps, c.stacks, c.lr, c.stem_channels, c.channels_last, c.val_samples) == (
         10, 3, 1e-3, (16, 32), False, None)
     assert c.model_config().stem_channels == (16, 32)
+
+
+# ------------------------------------------------------------------------- command-line values (issue 17)
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--batch-size", "0"], "--batch-size must be at least 1, not 0"),
+    (["--limit", "0"], "--limit must be at least 1, not 0"),
+    (["--num-workers", "-1"], "--num-workers must be at least 0, not -1"),
+])
+def test_evaluate_flags_are_checked_before_anything_runs(tmp_path, capsys, monkeypatch, flags, message):
+    from hgstudy import cli
+    from hgstudy.engine import evaluate
+
+    monkeypatch.setattr(evaluate, "evaluate_checkpoint", lambda *a, **k: pytest.fail("evaluated before the checks"))
+    assert cli.main(["evaluate", str(tmp_path / "model.pt"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_evaluate_out_is_checked_before_the_predictions_are_computed(tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+    from pathlib import Path
+
+    from hgstudy import cli
+    from hgstudy.engine import evaluate
+
+    monkeypatch.setattr(evaluate, "evaluate_checkpoint", lambda *a, **k: pytest.fail("predicted before the check"))
+    assert cli.main(["evaluate", "model.pt", "--out", str(tmp_path)]) == 2
+    assert "is a folder; name the predictions file" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert cli.main(["evaluate", "model.pt", "--out", str(tmp_path / "file" / "preds.h5")]) == 2
+    assert f"cannot write to {tmp_path / 'file'}" in capsys.readouterr().err
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    real_open = os.open  # a read-only folder (chmod binds no root): creating a file there fails with EROFS
+
+    def refuse(path, *args, **kwargs):
+        if Path(path).parent == read_only:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
+    assert cli.main(["evaluate", "model.pt", "--out", str(read_only / "preds.h5")]) == 2
+    err = capsys.readouterr().err
+    assert f"the file system is read-only while creating a file in {read_only}; choose a folder" in err
+    assert list(read_only.iterdir()) == []

@@ -1,6 +1,7 @@
 """Training: the loss, HG-Int targets, learning, checkpoints (refusal, resume after SIGKILL), non-finite losses."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -73,11 +74,15 @@ def test_tiny_model_learns_on_mannequins(tmp_path, capsys):
     assert list(log.columns) == ["step", "epoch", "loss", "loss_stack1", "loss_stack2", "lr", "samples_per_s"]
     np.testing.assert_allclose(log.loss, log.loss_stack1 + log.loss_stack2, rtol=1e-5)
     val = pd.read_csv(tmp_path / "val.tsv", sep="\t")
-    assert list(val.columns) == ["step", "pckh", "auc", "pckh_stack1", "pckh_stack2"] and list(val.step) == [40]
+    assert list(val.columns) == ["step", "pckh", "auc", "ablation", "pckh_stack1", "ablation_stack1", "pckh_stack2",
+                                 "ablation_stack2"] and list(val.step) == [40]
     assert metrics["step"] == 40 and metrics["val_pckh"] == pytest.approx(val.pckh.iloc[-1], rel=1e-5)
+    assert metrics["val_ablation"] == pytest.approx(val.ablation.iloc[-1], rel=1e-5)
     assert set(read_checkpoint(tmp_path / "model.pt")) >= {"model", "model_config", "train_config"}
-    out = capsys.readouterr().out
-    assert "\r" not in out and len(out.splitlines()) == 2  # not a terminal: one validation line, one epoch line
+    out = capsys.readouterr().out.splitlines()
+    # not a terminal: no bar, one line for the validation and one for the last step
+    assert not any("\r" in line for line in out) and len(out) == 2
+    assert out[0].startswith("step 40: val pckh") and out[1].startswith("step 40/40: loss")
 
 
 def test_hg_int_model_trains_with_decoder_losses(tmp_path):
@@ -125,7 +130,7 @@ def start(out: Path) -> subprocess.Popen:
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def kill_when(proc: subprocess.Popen, ready, timeout: float = 60) -> None:
+def kill_when(proc: subprocess.Popen, ready, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         assert proc.poll() is None, f"training ended before it could be killed: {proc.stderr.read().decode()}"
@@ -179,3 +184,131 @@ def test_model_benchmark_reports_speed_memory_and_the_baseline():
         ratios = sorted((n / t) / (m / b) for t, b in zip(r["times_s"], r["baseline_times_s"]))
         assert r["speedup"] == pytest.approx(sum(ratios) / 2)  # the median of two paired ratios
         assert len(r["times_s"]) == len(r["baseline_times_s"]) == 2
+
+
+# ------------------------------------------------------------------ non-finite state, unwritable folders
+def poison_batchnorm_at(monkeypatch, call: int) -> None:
+    """From training step `call` on, a BatchNorm running variance is infinite while the loss stays finite
+    (what --lr 1e6 did: the loss is computed with batch statistics, the running ones overflow)."""
+    real_step, calls = TrainStep.__call__, []
+
+    def poisoned(self, batch):
+        parts = real_step(self, batch)
+        calls.append(1)
+        if len(calls) == call:
+            bn = next(m for m in self.model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+            bn.running_var.fill_(float("inf"))
+        return parts
+
+    monkeypatch.setattr(TrainStep, "__call__", poisoned)
+
+
+def test_non_finite_weights_with_a_finite_loss_never_reach_a_checkpoint(tmp_path, monkeypatch):
+    from hgstudy.model.checkpoint import non_finite
+
+    poison_batchnorm_at(monkeypatch, 7)
+    with pytest.raises(UserError, match=r"the weights or optimiser state are not finite at step 10 \(model\..*"
+                                        r"running_var\); the last good checkpoint .*checkpoint.pt \(step 5\) is kept"):
+        train(tiny(batch_size=4, steps=20, log_every=5, checkpoint_every=5, val_every=100), tmp_path, progress=False)
+    kept = read_checkpoint(tmp_path / "checkpoint.pt")
+    assert kept["step"] == 5 and non_finite({k: v for k, v in kept.items() if k != "model_config"}) == []
+    assert not (tmp_path / "model.pt").exists()
+    assert sorted(p.name for p in tmp_path.glob("*.pt*")) == ["checkpoint.pt"]
+
+
+def test_non_finite_weights_before_any_checkpoint_say_so(tmp_path, monkeypatch):
+    poison_batchnorm_at(monkeypatch, 2)
+    with pytest.raises(UserError, match=r"not finite at step 4 .*; no checkpoint had been written yet"):
+        train(tiny(batch_size=4, steps=8, log_every=4, checkpoint_every=4, val_every=100), tmp_path, progress=False)
+    assert list(tmp_path.glob("*.pt*")) == []
+
+
+def test_a_non_finite_checkpoint_on_disk_is_never_called_good_nor_resumed(tmp_path):
+    from hgstudy.engine.train import last_good_checkpoint
+
+    train(tiny(batch_size=4, steps=2, val_every=2), tmp_path, progress=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)  # as an older version could have left it
+    key = next(k for k in state["model"] if k.endswith("running_var"))
+    state["model"][key][0] = float("nan")
+    del state["sha256"]
+    torch.save(state, tmp_path / "checkpoint.pt")
+    assert last_good_checkpoint(tmp_path / "checkpoint.pt").endswith("is not usable either: delete it to start over")
+    with pytest.raises(UserError, match=rf"checkpoint .* holds non-finite values \(model\.{key}\)"):
+        train(tiny(batch_size=4, steps=4, val_every=2), tmp_path, progress=False)
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--lr", "0"], "--lr: must be greater than 0.0, got 0.0"),
+    (["--lr=-1e-3"], "--lr: must be greater than 0.0"),
+    (["--lr", "nan"], "--lr: must be a finite number"),
+    (["--lr", ".inf"], "--lr: must be a finite number"),
+    (["--lr", "1e6"], "--lr: must be at most 10.0"),
+    (["--schedule", "steps", "--lr-steps", "[9]", "--lr-drop", "1e42"], "--lr_drop: must be at most 1.0"),
+    (["--schedule", "steps", "--lr-steps", "[9, 3]"], "lr_steps: must be increasing"),
+    (["--schedule", "steps", "--lr-steps", "[0]"], r"--lr_steps\[0\]: must be at least 1"),
+    (["--batch-size", "0"], "--batch_size: must be at least 1"),
+    (["--steps", "1e30"], "--steps: must be at most 1000000000"),
+])
+def test_bad_training_flags_exit_2_before_anything_is_written(tmp_path, capsys, flags, message):
+    from hgstudy import cli
+
+    assert cli.main(["train", "--out", str(tmp_path / "run"), "--quiet", *flags]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and re.search(message, err), err
+    assert not (tmp_path / "run").exists()
+
+
+def refuse_writes_under(monkeypatch, folder: Path) -> None:
+    """A read-only remount of `folder`: new files and folders there fail with EROFS (chmod binds no root)."""
+    import errno
+
+    real_open, real_mkdir = os.open, os.mkdir
+
+    def refuse(real):
+        def call(path, *args, **kwargs):
+            if kwargs.get("dir_fd") is None and Path(path).resolve().is_relative_to(folder.resolve()):
+                raise OSError(errno.EROFS, "Read-only file system", str(path))
+            return real(path, *args, **kwargs)
+        return call
+
+    monkeypatch.setattr(os, "open", refuse(real_open))
+    monkeypatch.setattr(os, "mkdir", refuse(real_mkdir))
+
+
+def test_training_or_resuming_on_a_read_only_folder_fails_before_building_anything(tmp_path, monkeypatch):
+    import hgstudy.engine.train as train_module
+
+    run = tmp_path / "run"
+    train(tiny(batch_size=4, steps=2, val_every=2), run, progress=False)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    refuse_writes_under(monkeypatch, tmp_path)
+    monkeypatch.setattr(train_module, "config_dataset", lambda *a: pytest.fail("built before the check"))
+    for out in (run, tmp_path / "fresh"):  # resuming, starting
+        with pytest.raises(UserError, match=rf"the file system is read-only while creating a file in {out}; "
+                                            "choose a folder you can write to"):
+            train(tiny(batch_size=4, steps=4, val_every=2), out, progress=False)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before and not (tmp_path / "fresh").exists()
+
+
+def test_a_full_disk_at_a_checkpoint_is_one_clear_error_and_keeps_the_last_one(tmp_path, monkeypatch):
+    import shutil
+
+    import hgstudy.model.checkpoint as checkpoint_module
+
+    real_save, saves = torch.save, []
+
+    def save_on_a_filling_disk(obj, path, *a, **kw):
+        saves.append(path)
+        if len(saves) == 2:
+            Path(path).write_bytes(b"PK\x03\x04 half")
+            monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**12, 10**12, 0))
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4160 vs 4054")
+        return real_save(obj, path, *a, **kw)
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", save_on_a_filling_disk)
+    with pytest.raises(UserError, match=rf"no space left on device while writing {tmp_path / 'checkpoint.pt'}; "
+                                        "free some space or choose another folder"):
+        train(tiny(batch_size=4, steps=20, log_every=5, checkpoint_every=5, val_every=100), tmp_path, progress=False)
+    monkeypatch.undo()
+    assert read_checkpoint(tmp_path / "checkpoint.pt")["step"] == 5
+    assert sorted(p.name for p in tmp_path.glob("*.pt*")) == ["checkpoint.pt"]  # no .partial left

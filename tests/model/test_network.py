@@ -1,8 +1,10 @@
+from pathlib import Path
+
 import pytest
 import torch
 
 from hgstudy.core.errors import UserError
-from hgstudy.model.checkpoint import load_checkpoint, save_checkpoint
+from hgstudy.model.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from hgstudy.model.network import HourglassConfig, StackedHourglass
 from hgstudy.model.size import summarize
 
@@ -135,3 +137,80 @@ def test_checkpoint_errors(tmp_path):
     torch.save(ckpt, tmp_path / "bad.pt")
     with pytest.raises(UserError, match=r"shape mismatches: heads\.0\.out\.bias"):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+# ------------------------------------------------------------- hostile and damaged checkpoints (issue 17)
+def small_model() -> StackedHourglass:
+    config = HourglassConfig(stacks=1, features=16, joints=3, input_res=32, depth=3, stem_channels=(8, 16))
+    return StackedHourglass(config)
+
+
+def test_a_byte_flipped_inside_a_tensor_is_caught_by_the_content_hash(tmp_path):
+    model = small_model()
+    save_checkpoint(model, tmp_path / "model.pt")
+    weight = max(model.state_dict().values(), key=lambda t: t.numel())
+    raw = bytearray((tmp_path / "model.pt").read_bytes())
+    at = raw.find(weight.numpy().tobytes())
+    assert at > 0
+    raw[at + weight.numel() * 2] ^= 0x10  # one bit of one float in the middle: still a valid zip and tensor
+    (tmp_path / "model.pt").write_bytes(bytes(raw))
+    with pytest.raises(UserError, match="is corrupt"):
+        load_checkpoint(tmp_path / "model.pt")
+
+
+def test_a_pickle_with_code_is_refused_without_advising_to_load_it_anyway(tmp_path, capsys):
+    import argparse
+
+    from hgstudy import cli
+
+    torch.save({"model": argparse.Namespace(lr=1)}, tmp_path / "evil.pt")
+    with pytest.raises(UserError) as info:
+        load_checkpoint(tmp_path / "evil.pt")
+    assert "Python objects other than tensors" in str(info.value) and "weights_only" not in str(info.value)
+    assert cli.main(["evaluate", str(tmp_path / "evil.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "Python objects other than tensors" in err and "weights_only" not in err and "Traceback" not in err
+
+
+def test_non_finite_weights_are_never_written_nor_loaded(tmp_path, capsys):
+    from hgstudy import cli
+    from hgstudy.model.checkpoint import HASH_KEY, content_hash
+
+    model = small_model()
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    bn.running_var[0] = float("inf")
+    with pytest.raises(UserError, match=r"refusing to write .*m.pt: 1 tensors are not finite \(model\..*running_var"):
+        save_checkpoint(model, tmp_path / "m.pt")
+    assert list(tmp_path.iterdir()) == []
+    # written by other means (an older version, by hand), with a matching hash: still refused on reading
+    entries = {"model_config": model.config.to_dict(), "model": model.state_dict(), "train_config": {}}
+    entries[HASH_KEY] = content_hash(entries)
+    torch.save(entries, tmp_path / "m.pt")
+    with pytest.raises(UserError, match=r"holds non-finite values \(model\..*running_var\); the run that wrote it "
+                                        "diverged"):
+        load_checkpoint(tmp_path / "m.pt")
+    assert cli.main(["evaluate", str(tmp_path / "m.pt"), "--dataset", "mannequin"]) == 2  # never PCKh 0.00
+    err = capsys.readouterr().err
+    assert "non-finite values" in err and "PCKh" not in err
+
+
+def test_a_checkpoint_write_on_a_full_disk_keeps_the_previous_one(tmp_path, monkeypatch):
+    import shutil
+
+    import hgstudy.model.checkpoint as checkpoint_module
+
+    model = small_model()
+    save_checkpoint(model, tmp_path / "m.pt", step=1)
+
+    def fails_half_way(obj, path):
+        Path(path).write_bytes(b"PK\x03\x04 half a checkpoint")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4160 vs 4054")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", fails_half_way)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**12, 10**12, 0))
+    with pytest.raises(UserError, match=rf"no space left on device while writing {tmp_path / 'm.pt'}; free some "
+                                        "space or choose another folder. Any previous version of it is intact"):
+        save_checkpoint(model, tmp_path / "m.pt", step=2)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+    assert read_checkpoint(tmp_path / "m.pt")["step"] == 1

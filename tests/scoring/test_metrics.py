@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from hgstudy.core.joints import FLIC_JOINTS, MPII_JOINTS
-from hgstudy.scoring import metrics
+from hgstudy.scoring import bootstrap, metrics
 from hgstudy.scoring.annotations import Annotations, make_annotations
-from hgstudy.scoring.bootstrap import bootstrap_difference, paired_bootstrap, resample_counts
+from hgstudy.scoring.bootstrap import bootstrap_difference, paired_bootstrap
 from hgstudy.scoring.ground_truth import load_annotations
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -258,35 +258,63 @@ def test_bootstrap_identical_sets_and_single_image():
     assert res.loc["total", "ci_low"] == pytest.approx(12.0) and res.loc["total", "ci_high"] == pytest.approx(12.0)
 
 
-def test_bootstrap_matches_explicit_resampling():
-    rng = np.random.default_rng(3)
-    n, n_img = 60, 25
+def explicit_case(seed=3, n=60, n_img=25):
+    rng = np.random.default_rng(seed)
     image = np.sort(np.concatenate([np.arange(n_img), rng.integers(0, n_img, n - n_img)]))  # all ids used
     dist_a = np.abs(rng.normal(0.3, 0.2, (n, 16)))
     dist_b = np.abs(rng.normal(0.35, 0.2, (n, 16)))
     dist_a[: n // 2] = np.round(dist_a[: n // 2], 2)  # ties with the thresholds: `<=` and `<` differ there
     missing = rng.random((n, 16)) < 0.2
     dist_a[missing] = dist_b[missing] = np.nan
+    return dist_a, dist_b, image
+
+
+def explicit_differences(dist_a, dist_b, image, draws, protocol):
+    """Table differences (summary, AUC) of each resample built explicitly: every person of a drawn image, once
+    per draw, scored by `metrics.mpii_table` / `mpii_curves` (independent of the bootstrap's decomposition)."""
+    key = "total" if protocol == "official" else "mean"
+    out = []
+    for drawn in draws:
+        people = np.concatenate([np.flatnonzero(image == i) for i in drawn])
+        ta, tb = (metrics.mpii_table(d[people], protocol) for d in (dist_a, dist_b))
+        if protocol == "official":
+            out.append([ta[key] - tb[key], ta["auc"] - tb["auc"]])
+        else:
+            ca, cb = (metrics.auc(metrics.mpii_curves(d[people], protocol)["mean"]) for d in (dist_a, dist_b))
+            out.append([ta[key] - tb[key], ca - cb])
+    return np.array(out)
+
+
+def test_bootstrap_statistic_of_image_sums_equals_the_table_of_the_resampled_people():
+    dist_a, dist_b, image = explicit_case()
+    joints = metrics.MPII_EVAL_JOINTS
+    draws = np.random.default_rng(1).integers(0, 25, (30, 25))
     for pooling, protocol in (("instances", "official"), ("joints", "tompson")):
         strict = protocol == "tompson"
-        joints = metrics.MPII_EVAL_JOINTS
-        res = paired_bootstrap(dist_a, dist_b, image, joints=joints, strict=strict, pooling=pooling,
-                               n_resamples=40, seed=11)
-        counts = resample_counts(n_img, 40, np.random.default_rng(11)).astype(int)
-        diffs = []
-        for c in counts:  # build each resample explicitly: every person of image i repeated c[i] times
-            people = np.repeat(np.arange(n), c[image])
-            ta, tb = (metrics.mpii_table(d[people], protocol) for d in (dist_a, dist_b))
-            key = "total" if pooling == "instances" else "mean"
-            if pooling == "instances":
-                diffs.append([ta[key] - tb[key], ta["auc"] - tb["auc"]])
-            else:
-                ca, cb = (metrics.auc(metrics.mpii_curves(d[people], protocol)["mean"]) for d in (dist_a, dist_b))
-                diffs.append([ta[key] - tb[key], ca - cb])
-        diffs = np.array(diffs)
-        assert res["boot_mean"].to_numpy() == pytest.approx(diffs.mean(axis=0), abs=1e-9)
-        assert res["ci_low"].to_numpy() == pytest.approx(np.percentile(diffs, 2.5, axis=0), abs=1e-9)
-        assert res["ci_high"].to_numpy() == pytest.approx(np.percentile(diffs, 97.5, axis=0), abs=1e-9)
+        parts = [bootstrap.instance_scores(d[:, list(joints)], 0.5, metrics.THRESHOLDS, strict)
+                 for d in (dist_a, dist_b)]
+        (hit_a, auc_a, valid), (hit_b, auc_b, _) = parts
+        sums = [bootstrap.per_image_sums(v, image, 25, pooling) for v in (hit_a, auc_a, hit_b, auc_b, valid)]
+        got = []
+        for drawn in draws:  # resampling images = indexing the image axis of the sums
+            s = bootstrap.summaries(*(x[..., drawn] for x in sums), pooling)
+            got.append(s[[0, 1]] - s[[2, 3]])
+        np.testing.assert_allclose(np.array(got), explicit_differences(dist_a, dist_b, image, draws, protocol),
+                                   atol=1e-9)
+
+
+def test_bootstrap_interval_agrees_with_an_explicit_monte_carlo_bootstrap():
+    dist_a, dist_b, image = explicit_case(seed=4, n=120, n_img=60)
+    draws = np.random.default_rng(2).integers(0, 60, (1500, 60))
+    explicit = explicit_differences(dist_a, dist_b, image, draws, "official")
+    res = paired_bootstrap(dist_a, dist_b, image, joints=metrics.MPII_EVAL_JOINTS, n_resamples=4000, seed=9)
+    se = explicit.std(axis=0, ddof=1)
+    np.testing.assert_allclose(res["se"].to_numpy(), se, rtol=0.1)
+    for k in range(2):  # PCKh Total, AUC
+        assert abs(res["ci_low"].iloc[k] - np.percentile(explicit[:, k], 2.5)) < 0.35 * se[k]
+        assert abs(res["ci_high"].iloc[k] - np.percentile(explicit[:, k], 97.5)) < 0.35 * se[k]
+    bca = paired_bootstrap(dist_a, dist_b, image, joints=metrics.MPII_EVAL_JOINTS, n_resamples=2000, method="BCa")
+    assert (bca["ci_low"] < bca["diff"]).all() and (bca["diff"] < bca["ci_high"]).all()
 
 
 @needs_data

@@ -12,12 +12,22 @@ import pytest
 import scipy.io
 
 from hgstudy import cli
+from hgstudy.core.errors import UserError
+from hgstudy.core.joints import MPII_JOINTS
 from hgstudy.scoring import metrics
 from hgstudy.scoring.annotations import TOMPSON_JOINT_NAMES
 from hgstudy.scoring.ground_truth import load_annotations
 from hgstudy.scoring.predictions import read_predictions
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+# Fixtures written by the real public tools' layouts and numbers from their real evaluation code (tests/data/README.md)
+REAL = Path(__file__).resolve().parents[1] / "data" / "eval-mpii-pose"
+REAL_GT = REAL / "detections_our_format.mat"
+REAL_PREDICTIONS = ("tompson.h5", "newell.h5", "bearpaw-hg_s8_b1.mat")
+REAL_PEOPLE = np.arange(0, 2958, 30)  # the rows of valid.h5 they hold
+EVALMPII_JOINTS = [MPII_JOINTS.index(n) for n in ("r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "r_wrist",
+                                                  "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist",
+                                                  "upper_neck", "head_top")]  # evalMPII's 14, in its order
 MPII_VALID = DATA / "mpii" / "valid.h5"
 FLIC_VALID = DATA / "flic" / "valid.h5"
 needs_data = pytest.mark.skipif(not MPII_VALID.is_file(), reason="shared/data not present")
@@ -148,6 +158,100 @@ def test_tompson_head_size_is_0_6_diagonal(tmp_path):
     s["corners"] = (np.zeros((4, 2)), np.tile([30.0, 40.0], (4, 1)))  # diagonal 50 -> head size 30
     write_tompson_mat(tmp_path / "t.mat", s)
     np.testing.assert_allclose(load_annotations(tmp_path / "t.mat").ref_length, 30.0)
+
+
+# ------------------------------------------------------------------------------- the real public files
+def test_real_ground_truth_layout_is_read():
+    """pytorch-pose's detections_our_format.mat layout: uint8 jnt_missing, dataset_joints with thorax `thor`."""
+    raw = scipy.io.loadmat(REAL_GT)
+    assert raw["jnt_missing"].dtype == np.uint8 and "thor" in [str(v[0]) for v in raw["dataset_joints"].ravel()]
+    ann = load_annotations(REAL_GT)
+    assert (ann.dataset, len(ann), ann.layout, ann.visible) == ("mpii", len(REAL_PEOPLE), "tompson mat", None)
+    np.testing.assert_array_equal(ann.annotated, raw["jnt_missing"].T == 0)  # joint order: MPII's
+    np.testing.assert_array_equal(ann.joints[ann.annotated], raw["pos_gt_src"].transpose(2, 0, 1)[ann.annotated])
+
+
+@needs_data
+def test_real_ground_truth_agrees_with_the_split_file():
+    mat, h5 = load_annotations(REAL_GT), load_annotations(MPII_VALID).take(REAL_PEOPLE)
+    np.testing.assert_array_equal(mat.annotated, h5.annotated)
+    np.testing.assert_array_equal(mat.joints[mat.annotated], h5.joints[h5.annotated])
+    np.testing.assert_allclose(mat.ref_length, h5.ref_length, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", REAL_PREDICTIONS)
+@pytest.mark.parametrize("protocol", ["official", "tompson"])
+def test_score_matches_the_official_evaluation_code(capsys, name, protocol):
+    """`hgstudy score` on the real layouts = evalMPII.m (official) and pytorch-pose's eval_PCKh.py (tompson)."""
+    expected = json.loads((REAL / "expected_pckh.json").read_text())[protocol]["results"][name]
+    status, out, _ = run(capsys, "mpii", REAL / name, "--annotations", REAL_GT, "--protocol", protocol, "--json")
+    assert status == 0
+    table = json.loads(out)
+    assert list(table) == list(expected["table"])
+    assert table == pytest.approx(expected["table"], abs=0.01)
+    dist = metrics.distances(load_annotations(REAL_GT), read_predictions(REAL / name))
+    per_joint = metrics.pck(dist, 0.5, strict=protocol == "tompson")
+    if protocol == "official":
+        np.testing.assert_allclose(per_joint[EVALMPII_JOINTS], expected["per_joint"][:14], atol=1e-8)
+    else:
+        np.testing.assert_allclose(per_joint, expected["per_joint"], atol=1e-8)
+
+
+def test_real_prediction_layouts_are_read():
+    """eval-mpii-pose's reference files: h5 2 x 16 x n (Tompson), h5 n x 16 x 2 (Newell), .mat n x 16 x 2 (bearpaw)."""
+    preds = {name: read_predictions(REAL / name, n_people=len(REAL_PEOPLE), n_joints=16) for name in REAL_PREDICTIONS}
+    with h5py.File(REAL / "tompson.h5") as f:
+        assert f["preds"].shape == (2, 16, len(REAL_PEOPLE))
+    # The ground-truth file carries Tompson's predictions too (16 x 2 x n): the same numbers, another layout.
+    tompson = scipy.io.loadmat(REAL_GT)["pos_pred_src"].transpose(2, 0, 1)
+    np.testing.assert_allclose(preds["tompson.h5"], tompson, rtol=1e-6)
+    gt = load_annotations(REAL_GT)
+    for name, p in preds.items():  # each file is of these people, x then y: most joints within a head size
+        dist = metrics.distances(gt, p)[:, list(metrics.MPII_EVAL_JOINTS)]  # (Tompson's pelvis/thorax are junk)
+        assert (dist[~np.isnan(dist)] < 1).mean() > 0.9, name
+
+
+def _respelled(tmp_path, names, **changes):
+    mat = {k: v for k, v in scipy.io.loadmat(REAL_GT).items() if not k.startswith("__")}
+    cells = np.empty((1, 16), dtype=object)
+    cells[0, :] = [np.array([n]) for n in names]
+    mat.update(dataset_joints=cells, **changes)
+    scipy.io.savemat(tmp_path / "gt.mat", mat)
+    return tmp_path / "gt.mat"
+
+
+@pytest.mark.parametrize("names", [
+    TOMPSON_JOINT_NAMES,  # thrx
+    MPII_JOINTS,
+    ("r ankle", "r knee", "r hip", "l hip", "l knee", "l ankle", "pelvis", "thorax", "upper neck", "head top",
+     "r wrist", "r elbow", "r shoulder", "l shoulder", "l elbow", "l wrist"),  # the MPII release's
+    tuple({"r_": "Right ", "l_": "Left-"}.get(n[:2], n[:2]) + n[2:] for n in MPII_JOINTS),
+])
+def test_joint_spellings_are_accepted(tmp_path, names):
+    reference = load_annotations(REAL_GT)
+    order = np.random.default_rng(3).permutation(16)  # in any column order
+    raw = scipy.io.loadmat(REAL_GT)
+    path = _respelled(tmp_path, [names[i] for i in order], pos_gt_src=raw["pos_gt_src"][order],
+                      jnt_missing=raw["jnt_missing"][order])
+    ann = load_annotations(path)
+    np.testing.assert_array_equal(ann.annotated, reference.annotated)
+    np.testing.assert_array_equal(ann.joints[ann.annotated], reference.joints[reference.annotated])
+
+
+def test_wrong_joint_names_and_values_are_refused(tmp_path):
+    names = list(TOMPSON_JOINT_NAMES)
+    with pytest.raises(UserError, match=r"unknown \['chin'\].*thor"):
+        load_annotations(_respelled(tmp_path, [*names[:9], "chin", *names[10:]]))
+    with pytest.raises(UserError, match="not 16 different joints"):
+        load_annotations(_respelled(tmp_path, [*names[:7], "thor", "thrx", *names[9:]]))  # thorax twice, no neck
+    missing = scipy.io.loadmat(REAL_GT)["jnt_missing"].copy()
+    missing[0, 0] = 2
+    with pytest.raises(UserError, match="'jnt_missing' must hold 0"):
+        load_annotations(_respelled(tmp_path, names, jnt_missing=missing))
+    pos = scipy.io.loadmat(REAL_GT)["pos_gt_src"].copy()
+    pos[9, 0, 4] = np.nan  # head top of person 4 is annotated
+    with pytest.raises(UserError, match="head_top of person 4"):
+        load_annotations(_respelled(tmp_path, names, pos_gt_src=pos))
 
 
 # -------------------------------------------------------------------------------------------- predictions
@@ -281,3 +385,80 @@ def test_cli_wrong_dataset(tmp_path, capsys):
     np.save(tmp_path / "p.npy", np.zeros((1016, 11, 2)))
     status, _, err = run(capsys, "mpii", tmp_path / "p.npy", "--annotations", FLIC_VALID)
     assert status == 2 and "FLIC" in err and "valid.h5" in err
+
+
+# ------------------------------------------------------------------ hostile prediction files (issue 17)
+def npy_header_only(path: Path, shape, dtype="<f8") -> None:
+    """A .npy whose header declares `shape` but which holds no data (a few hundred bytes)."""
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": dtype, "fortran_order": False, "shape": shape})
+
+
+def hostile_prediction_files(tmp: Path) -> dict:
+    """{file name: what the error must say} for prediction files that are malformed in every way found."""
+    cases = {}
+    np.savez(tmp / "objects.npz", preds=np.array([{"a": 1}, None], dtype=object))
+    cases["objects.npz"] = "'preds' holds object values; expected numbers"
+    np.save(tmp / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    cases["objects.npy"] = "'preds' holds object values; expected numbers"
+    for name in ("empty.npy", "empty.npz", "empty.mat", "empty.h5"):
+        (tmp / name).write_bytes(b"")
+        cases[name] = "the file is empty (0 bytes)"
+    with h5py.File(tmp / "group.h5", "w") as f:
+        f.create_group("preds")
+    cases["group.h5"] = "'preds' is an HDF5 group, not an array"
+    with h5py.File(tmp / "huge.h5", "w") as f:  # 1-2 KB on disk, 4.66 TiB if read
+        f.create_dataset("preds", shape=(20_000_000_000, 16, 2), dtype="f8")
+    cases["huge.h5"] = "declares shape (20000000000, 16, 2): 20,000,000,000 predictions for 4 annotated people"
+    with h5py.File(tmp / "strings.h5", "w") as f:
+        f["preds"] = np.array([[[b"a", b"b"]] * 16] * 4)
+    cases["strings.h5"] = "'preds' holds |S1 values"
+    (tmp / "text.npy").write_text("1 2 3\n4 5 6\n")
+    cases["text.npy"] = "not a numpy file (no .npy header)"
+    (tmp / "text.npz").write_text("1 2 3\n")
+    cases["text.npz"] = "not a numpy .npz file (not a zip archive)"
+    (tmp / "folder.npy").mkdir()
+    cases["folder.npy"] = "is a folder, not a prediction file"
+    npy_header_only(tmp / "declared.npy", (10**9, 16, 2))
+    cases["declared.npy"] = "declares shape (1000000000, 16, 2): 1,000,000,000 predictions for 4"
+    npy_header_only(tmp / "truncated.npy", (4, 16, 2))
+    cases["truncated.npy"] = "damaged or truncated"
+    np.savez(tmp / "cut.npz", preds=np.zeros((4, 16, 2)))
+    (tmp / "cut.npz").write_bytes((tmp / "cut.npz").read_bytes()[:300])
+    cases["cut.npz"] = "cannot read as a numpy file: it is damaged or truncated"
+    scipy.io.savemat(tmp / "cell.mat", {"preds": np.array([[np.zeros(3)]], dtype=object)})
+    cases["cell.mat"] = "'preds' holds MATLAB cell values; expected numbers"
+    (tmp / "text.mat").write_text("hello, this is no MATLAB file at all" * 5)
+    cases["text.mat"] = "not a readable MATLAB .mat file"
+    for name, make in (("v73group.mat", lambda f: f.create_group("preds")),
+                       ("v73huge.mat", lambda f: f.create_dataset("preds", shape=(20_000_000_000, 16, 2), dtype="f8"))):
+        with h5py.File(tmp / name, "w", userblock_size=512) as f:  # MATLAB v7.3: HDF5 behind a MAT header
+            make(f)
+        with open(tmp / name, "r+b") as f:
+            f.write(b"MATLAB 7.3 MAT-file, HDF5 schema 1.00 .".ljust(116) + b"\0" * 8 + b"\x00\x02IM")
+    cases["v73group.mat"] = "'preds' is an HDF5 group, not an array"
+    cases["v73huge.mat"] = "declares shape (2, 16, 20000000000): 20,000,000,000 predictions for 4 annotated"
+    return cases
+
+
+def test_every_malformed_prediction_file_is_a_user_error_with_an_accurate_message(files, capsys):
+    _, tmp = files
+    cases = hostile_prediction_files(tmp)
+    assert (tmp / "huge.h5").stat().st_size < 10_000
+    for name, message in cases.items():
+        status, _, err = run(capsys, "mpii", tmp / name, "--annotations", tmp / "split.h5")
+        assert status == 2 and "Traceback" not in err and f"{tmp / name}: " in err and message in err, (name, err)
+
+
+def test_declared_sizes_are_refused_before_reading_even_without_annotations(tmp_path):
+    with h5py.File(tmp_path / "huge.h5", "w") as f:
+        f.create_dataset("preds", shape=(20_000_000_000, 16, 2), dtype="f8")
+    with pytest.raises(UserError, match=r"declares shape \(20000000000, 16, 2\), 640,000,000,000 values: far more"):
+        read_predictions(tmp_path / "huge.h5")
+    npy_header_only(tmp_path / "wide.npy", (4, 10**8, 2))
+    with pytest.raises(UserError, match="predictions have 100000000 joints per person; expected 16"):
+        read_predictions(tmp_path / "wide.npy", n_joints=16)
+    np.save(tmp_path / "ok.npy", np.ones((3, 16, 2)))  # the checks do not stand in the way of a good file
+    assert read_predictions(tmp_path / "ok.npy", n_people=3, n_joints=16).shape == (3, 16, 2)
+    np.savez(tmp_path / "ok.npz", other=np.ones((3, 16, 2)))
+    assert read_predictions(tmp_path / "ok.npz", n_people=3).sum() == 96

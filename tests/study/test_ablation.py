@@ -1,9 +1,11 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from hgstudy.core.joints import MPII_JOINTS
 from hgstudy.scoring.annotations import make_annotations
-from hgstudy.study.ablation import ABLATION_JOINTS, CLAIMS, ablation_accuracy, judge_claims, verdict
+from hgstudy.scoring.metrics import ABLATION_JOINTS
+from hgstudy.study.ablation import CLAIMS, ablation_accuracy, claim_curves, judge_claims, verdict
 
 
 def test_ablation_joints_are_wrists_elbows_knees_ankles():
@@ -11,11 +13,19 @@ def test_ablation_joints_are_wrists_elbows_knees_ankles():
     assert names == sorted(f"{s}_{p}" for s in "lr" for p in ("wrist", "elbow", "knee", "ankle"))
 
 
-@pytest.mark.parametrize(("low", "high", "expected"), [
-    (0.1, 2.0, "reproduced"), (-2.0, -0.1, "not reproduced (reversed)"), (-0.5, 0.7, "inconclusive at this budget"),
+@pytest.mark.parametrize(("claim", "low", "high", "expected"), [
+    (CLAIMS[0], 0.1, 2.0, "agrees with the paper"), (CLAIMS[0], -2.0, -0.1, "disagrees with the paper"),
+    (CLAIMS[0], -0.5, 0.7, "cannot tell at this budget"), (CLAIMS[6], 0.1, 2.0, "supported"),
+    (CLAIMS[6], -2.0, -0.1, "contradicted"),
 ])
-def test_verdict(low, high, expected):
-    assert verdict(low, high) == expected
+def test_verdict_words_say_what_was_shown(claim, low, high, expected):
+    assert verdict(claim, low, high) == expected
+
+
+def test_the_8x1_last_only_claim_is_labelled_as_the_studys_own():
+    sources = {c.better + " vs " + c.worse: c.source for c in CLAIMS}
+    assert sources["s8x1 vs s8x1_last"].startswith("this study's extension")
+    assert all(s.startswith("paper") for k, s in sources.items() if k != "s8x1 vs s8x1_last")
 
 
 def people(n=200, seed=0):
@@ -40,13 +50,29 @@ def test_accuracy_by_hand():
     assert ablation_accuracy(ann, pred) == pytest.approx(100 * 77 / 80)
 
 
-def test_claims_judged_from_clear_and_null_differences():
+def test_claims_judged_from_clear_and_null_differences_over_seeds():
     ann = people()
-    preds = {"hg": offset(ann, 0.5, 1), "hg_int": offset(ann, 0.1, 2), "hg_stacked": offset(ann, 0.5, 3)}
+    seeds = {"hg": (0.5, 0.45, 0.55), "hg_int": (0.1, 0.12, 0.08), "hg_stacked": (0.5, 0.52, 0.48)}
+    preds = {v: {f"{v}-{s}": offset(ann, wrong, 10 * s + k) for s, wrong in enumerate(rates)}
+             for k, (v, rates) in enumerate(seeds.items())}
     table = judge_claims(ann, preds).set_index("better")
     # Only the claims whose two variants are present are judged.
     assert sorted(table.index) == ["hg_int", "hg_stacked"]
-    assert table.loc["hg_int", "verdict"] == "reproduced"  # about 90% vs 50% correct
-    assert table.loc["hg_int", "acc_worse"] == pytest.approx(ablation_accuracy(ann, preds["hg"]))
-    assert table.loc["hg_stacked", "verdict"] == "inconclusive at this budget"  # same error rate
-    assert len(CLAIMS) == 7
+    assert table.loc["hg_int", "verdict"] == "agrees with the paper"  # about 90% vs 50% correct
+    mean_hg = np.mean([ablation_accuracy(ann, p) for p in preds["hg"].values()])
+    assert table.loc["hg_int", "acc_worse"] == pytest.approx(mean_hg)
+    sd_hg = np.std([ablation_accuracy(ann, p) for p in preds["hg"].values()], ddof=1)
+    assert table.loc["hg_int", "seed_sd_worse"] == pytest.approx(sd_hg)
+    assert table.loc["hg_stacked", "verdict"] == "cannot tell at this budget"  # same error rates
+    row = table.loc["hg_stacked"]
+    assert row.family_low < row.ci95_low < row.ci95_high < row.family_high  # 7 comparisons: wider
+    assert (table.seeds_better == 3).all() and len(CLAIMS) == 7
+
+
+def test_claim_curves_difference_the_seed_means_at_each_step():
+    rows = [{"variant": v, "run": f"{v}-{s}", "step": step, "ablation": base + step / 100 + s}
+            for v, base in (("hg_int", 30.0), ("hg", 28.0)) for s in range(3) for step in (100, 200)]
+    curves = claim_curves(pd.DataFrame(rows), [CLAIMS[0]])
+    assert list(curves.step) == [100, 200]
+    np.testing.assert_allclose(curves["diff"], [2.0, 2.0])  # (30 + 1) - (28 + 1) at every step
+    assert (curves.low < curves["diff"]).all() and (curves["diff"] < curves.high).all()

@@ -1,0 +1,87 @@
+"""The ablation report's words, computed from the run's numbers so that they stay true when the numbers change.
+
+`scope` states what the study measured and how it differs from the paper (data, model size, samples seen,
+seeds, what the intervals cover); `trends` classifies each claim's difference over training as growing,
+shrinking or stable; `conclusion` turns the judged claims and their trends into a short paragraph.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+PAPER_SAMPLES = 800_000 * 6  # the official code: 100 epochs x 8000 iterations of batch 6
+DATASET_WORDS = {
+    "mannequin": "MPII Mannequins: the real MPII poses rendered as mannequins in synthetic scenes (not MPII's images)",
+    "mpii": "MPII Human Pose (the real images)",
+    "flic": "FLIC",
+}
+
+
+def scope(runs: pd.DataFrame, people: int, comparisons: int, family_confidence: float) -> str:
+    """Markdown: what this run of the study is, from its runs table (one row per run)."""
+    first = runs.iloc[0]
+    seeds = runs.groupby("variant").size()
+    samples = int(first.steps * first.batch_size)
+    params = f"{runs.params.min() / 1e6:.2f}-{runs.params.max() / 1e6:.2f} M"
+    seed_text = (f"{seeds.min()} seeds per variant" if seeds.min() == seeds.max()
+                 else f"{seeds.min()}-{seeds.max()} seeds per variant")
+    return "\n".join([
+        f"- **Data:** {DATASET_WORDS.get(first.dataset, first.dataset)}; scored on {people:,} validation people "
+        f"(official MPII protocol, `<=`, flip test).",
+        f"- **Networks:** {params} parameters at {first.input_res} px input and {first.features} features "
+        f"(the paper: about 25 M at 256 px, 256 features).",
+        f"- **Training:** {first.steps:,} steps of {first.batch_size} = {samples:,} samples, "
+        f"{100 * samples / PAPER_SAMPLES:.2g}% of the paper's {PAPER_SAMPLES / 1e6:.1f} M; "
+        f"{first.optimizer} at {first.lr:g}, schedule {first.schedule}.",
+        f"- **Seeds:** {seed_text}; a claim's interval covers the spread between seeds and the sampling of "
+        f"validation images (`hgstudy.study.stats`).",
+        f"- **Comparisons:** {comparisons}; each verdict uses a family-wise interval ({100 * family_confidence:.1f}% "
+        f"each, Bonferroni), the per-claim 95% interval is shown beside it.",
+        "- **The paper's numbers** (87-88% on this measure) come from full-size networks trained on MPII for 4.8 M "
+        "samples: they set the direction of each claim, not a level these runs could reach.",
+    ])
+
+
+def trends(claim_curves: pd.DataFrame, tolerance: float = 1.0) -> pd.DataFrame:
+    """Per claim: the difference at the last validation, its change over the later half of training (a least-squares
+    line through the later half of the validation points), and the trend: "growing" (moving away from zero),
+    "shrinking" (towards zero) or "stable" (changing by less than `tolerance` points or than the seed band)."""
+    rows = []
+    for claim, c in claim_curves.groupby("claim", sort=False):
+        c = c.sort_values("step")
+        later = c.iloc[len(c) // 2:] if len(c) >= 4 else c
+        if len(later) >= 2:
+            slope = np.polyfit(later.step.to_numpy(float), later["diff"].to_numpy(float), 1)[0]
+            change = float(slope * (later.step.iloc[-1] - later.step.iloc[0]))
+        else:
+            change = math.nan
+        last = float(c["diff"].iloc[-1])
+        band = float(np.nanmean((c.high - c.low).iloc[len(c) // 2:]) / 2) if len(c) else math.nan
+        if not math.isfinite(change) or abs(change) < max(tolerance, band if math.isfinite(band) else 0.0):
+            trend = "stable"
+        else:
+            trend = "growing" if np.sign(change) == np.sign(last) else "shrinking"
+        rows.append({"claim": claim, "last_diff": last, "change_later_half": change, "band_half_width": band,
+                     "trend": trend, "validations": len(c)})
+    return pd.DataFrame(rows)
+
+
+def conclusion(claims: pd.DataFrame, claim_trends: pd.DataFrame | None = None) -> str:
+    """Markdown: what the judged claims show, one line per claim, then the counts."""
+    if not len(claims):
+        return "No claim has both of its variants in these runs."
+    trend_of = {} if claim_trends is None else dict(zip(claim_trends.claim, claim_trends.trend))
+    lines = []
+    for row in claims.itertuples():
+        trend = trend_of.get(f"{row.better} - {row.worse}")
+        over = f"; over training the difference is {trend}" if trend else ""
+        lines.append(f"- **{row.verdict}**: {row.claim} ({row.acc_better:.1f} vs {row.acc_worse:.1f}%, "
+                     f"difference {row.diff:+.1f} points, family-wise interval [{row.family_low:+.1f}, "
+                     f"{row.family_high:+.1f}], seed spread {row.seed_sd_better:.1f} / {row.seed_sd_worse:.1f})"
+                     f"{over}.")
+    counts = claims.verdict.value_counts()
+    summary = ", ".join(f"{n} {'claim' if n == 1 else 'claims'}: {v}" for v, n in counts.items())
+    return "\n".join([*lines, "", f"In all, {summary} (of {len(claims)} judged)."])

@@ -1,0 +1,58 @@
+"""nbval runs of the notebooks: each notebook finds the tiny runs its CI defaults name, built here if missing,
+so that any one notebook can be tested alone (`pytest notebooks/30_evaluate.ipynb`).
+
+The runs are the CI-sized ones of the notebooks' `parameters` cells (a 2-stack, 16-feature network at 64 px,
+trained for 6 steps) under scratch/ (git-ignored), written with the same package calls the pipeline's stages
+make.
+"""
+
+from pathlib import Path
+
+import hgstudy
+from hgstudy.datasets import val_annotations
+from hgstudy.engine.evaluate import evaluate_checkpoint, score
+from hgstudy.engine.train import train
+from hgstudy.model.size import summarize
+from hgstudy.scoring import metrics
+from hgstudy.study.configs import variant_config
+from hgstudy.study.files import write_eval_results, write_train_results, write_val_annotations
+from hgstudy.study.params import open_study
+
+ROOT = Path(hgstudy.__file__).resolve().parents[1]
+SCRATCH = ROOT / "scratch"
+TINY = {"steps": 6, "batch_size": 4, "input_res": 64, "features": 16, "stem_channels": [8, 16], "val_every": 3,
+        "val_samples": 8, "checkpoint_every": 3, "log_every": 1}
+ABLATION_RUNS = {"ci-a": ("hg_stacked", 0), "ci-b": ("hg_stacked", 1), "ci-c": ("hg_stacked_int", 0),
+                 "ci-d": ("hg_stacked_int", 1)}  # the ablation notebook's default `runs`
+_built: set[str] = set()
+
+
+def tiny_run(key: str, variant: str, seed: int, evaluate: bool) -> Path:
+    """scratch/runs/<key> (trained unless model.pt exists) and, if `evaluate`, its results under scratch/results."""
+    study = open_study(ROOT)
+    run = SCRATCH / "runs" / key
+    config = variant_config(study.params, variant, seed, TINY)
+    if not (run / "model.pt").is_file():
+        final = train(config, run, progress=False)
+        info = {"variant": variant, "seed": seed, **summarize(config.model_config()), **config.to_dict()}
+        write_train_results(SCRATCH / "results" / "train" / key, run, info, final)
+    if evaluate and not (SCRATCH / "results" / "evaluate" / key / "preds.h5").is_file():
+        p = evaluate_checkpoint(run / "model.pt", limit=16, batch_size=8).predictions
+        ann = val_annotations("mannequin", p.index)
+        curve = metrics.mpii_curves(metrics.distances(ann, p.preds))
+        write_eval_results(SCRATCH / "results" / "evaluate" / key, p.heatmap_stacks, p.matrices, p.index, score(p),
+                           curve)
+    return run
+
+
+def pytest_runtest_setup(item):
+    name = Path(str(item.fspath)).name
+    if name in _built or not name.endswith(".ipynb"):
+        return
+    _built.add(name)
+    if name in ("30_evaluate.ipynb", "50_flic.ipynb"):
+        tiny_run("ci", "hg_stacked_int", 0, evaluate=False)
+    if name == "40_ablations.ipynb":
+        write_val_annotations(SCRATCH / "results" / "data", val_annotations("mannequin"))
+        for key, (variant, seed) in ABLATION_RUNS.items():
+            tiny_run(key, variant, seed, evaluate=True)
