@@ -7,7 +7,7 @@ publish no checksum, so the SHA-256 of the first verified download is recorded i
 by default; commit it to pin a project's data), and the extractor (`hgstudy.data.archive`) is safe whatever an
 unpinned archive holds. A stall keeps the bytes received, a range other than the one asked for restarts the
 file, a full disk or read-only folder is one clear error; other failures never stop the other files: the
-command ends with one error listing each and what to do about it.
+command ends with one error listing each and what to do about it. Tests only: `--mirror-pins` (see `acquire`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -293,7 +293,8 @@ def check_h5(path: Path) -> None:
 
 
 def acquire(dataset: str, root: Path, mirror: str | None = None, checksums: Path | None = None,
-            only: list[str] | None = None, do_extract: bool = True, timeout: float = 60.0, log=print) -> list[Path]:
+            only: list[str] | None = None, do_extract: bool = True, timeout: float = 60.0, log=print,
+            pins: Path | None = None) -> list[Path]:
     """Download, verify and extract every file of `dataset` ("mpii" or "flic"); return their paths.
 
     A file whose checksum is not pinned is recorded in the ledger `checksums` (default root/checksums.json)
@@ -306,6 +307,12 @@ def acquire(dataset: str, root: Path, mirror: str | None = None, checksums: Path
     root = Path(root)
     ledger = Ledger(Path(checksums) if checksums else root / "checksums.json")
     files = [f for f in DATASETS[dataset] if not only or Path(f.name).name in only or f.name in only]
+    # pins, tests only: a synthetic mirror's ledger; its SHA-256s replace the official pins of the files it lists
+    pinned = Ledger(pins).files if pins else {}  # (scripts/paper_mirror.py: fabricated files cannot match those)
+    if pins and not pinned:
+        raise UserError(f"--mirror-pins {pins}: missing or empty (scripts/paper_mirror.py writes it)")
+    files = [replace(f, git_blob=None, **{k: pinned[f.name][k] for k in ("sha256", "size")}) if f.name in pinned else f
+             for f in files]
     if only and not files:
         names = ", ".join(Path(f.name).name for f in DATASETS[dataset])
         raise UserError(f"--only {' '.join(only)} matches no file of {dataset}; its files are: {names}")
@@ -313,8 +320,7 @@ def acquire(dataset: str, root: Path, mirror: str | None = None, checksums: Path
         check_writable(folder)
     done, failures = [], []
     for remote in files:
-        url = mirror_url(remote.url, mirror)
-        dest = root / remote.name
+        url, dest = mirror_url(remote.url, mirror), root / remote.name
         try:
             path, digest, size, known = fetch(remote, root, ledger, mirror, timeout, log)
             try:
@@ -368,6 +374,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--only", nargs="+", metavar="FILE", help="fetch only these files (e.g. valid.h5 train.h5)")
     parser.add_argument("--no-extract", action="store_true", help="download and verify, do not extract archives")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds without data before giving up")
+    parser.add_argument("--mirror-pins", type=Path, help="tests only: a synthetic mirror's ledger, replacing the pins")
     parser.add_argument("--prepare", action="store_true",
                         help="then decode each image once into crop stores ROOT/DATASET/crops-{train,valid} "
                              "(fast loading: pass store=... to the dataset)")
@@ -385,7 +392,7 @@ def main(args) -> None:
     if args.workers < 1:
         raise UserError(f"--workers must be at least 1, not {args.workers}")
     paths = acquire(args.dataset, args.root, mirror=args.mirror, checksums=args.checksums, only=args.only,
-                    do_extract=not args.no_extract, timeout=args.timeout)
+                    do_extract=not args.no_extract, timeout=args.timeout, pins=args.mirror_pins)
     print(f"{args.dataset}: {len(paths)} file(s) verified under {Path(args.root).resolve()}")
     if args.prepare:
         for store in prepare_stores(args.dataset, args.root, args.workers):

@@ -1,12 +1,20 @@
-"""Model speed: training or inference images/s and peak memory (`hgstudy bench model`).
+"""Model speed: training or inference images/s, peak memory, and the share of the machine's matmul rate
+(`hgstudy bench model`).
 
 The measured configuration is what `hgstudy train` / `hgstudy evaluate` run with the same settings
-(`precision.resolve_runtime`): autocast precision, memory format, optional torch.compile, and for inference
-BatchNorm folded into the preceding convolutions. `--baseline` also times the same model in plain fp32 NCHW
-eager mode, as the public PyTorch ports run it, interleaving the timed repeats of the two so that a busy
-machine slows both alike. A training step is the one training runs (`hgstudy.engine.step.TrainStep`: forward,
-masked MSE against random targets on every stack, backward, RMSprop step); inference is a no_grad forward in
-eval mode. images/s is the median over repeats after warm-up.
+(`runtime.resolve_runtime`): autocast precision, memory format, optional torch.compile, and for inference
+BatchNorm folded into the preceding convolutions. A training step is the one training runs
+(`engine.step.TrainStep`: forward, masked MSE against targets on every stack, backward, optimiser step);
+with `data` it also renders its batch of mannequins in this process, as the CPU study does, so the number is
+end to end. Inference is a no_grad forward in eval mode.
+
+`baseline` times the same model in plain fp32 NCHW eager mode, as the public PyTorch ports run it. The two
+are timed in pairs of blocks, the baseline's right before the candidate's, and a pair counts only while
+other processes used less than `max_foreign` of the CPUs during both blocks: on 2 cores another busy
+process slows a 2-thread step by 2-10x (each of its thousands of OpenMP regions waits for a descheduled
+thread), so unpaired or unchecked numbers from a shared machine mean little. The matmul rate (fp32, and bf16
+where the CPU has native bf16) is measured in the same run; FLOPs are counted by FlopCounterMode, 2 per
+multiply-add, a training sample being 3 forward passes.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import tempfile
 import threading
@@ -21,14 +30,19 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader, RandomSampler
 
+from hgstudy.core.errors import UserError
 from hgstudy.core.fields import add_arguments as add_field_arguments
 from hgstudy.core.fields import arguments_given
+from hgstudy.core.files import write_text
+from hgstudy.datasets import build_dataset
 from hgstudy.engine.config import TrainConfig
-from hgstudy.engine.runtime import Runtime, compile_model, resolve_runtime
-from hgstudy.engine.step import TrainStep, make_optimizer
+from hgstudy.engine.runtime import Runtime, bf16_supported, compile_model, cpu_capability, resolve_runtime
+from hgstudy.engine.step import Collate, TrainStep, make_optimizer
 from hgstudy.engine.train import train
 from hgstudy.model.network import HourglassConfig, ModelFields, StackedHourglass, fold_batchnorm
+from hgstudy.model.size import summarize
 
 
 class PeakRSS:
@@ -55,92 +69,169 @@ def rss_mib() -> float:
         return int(f.read().split()[1]) * 4096 / 2**20
 
 
+class ForeignLoad:
+    """The share of all CPUs that *other* processes used since construction (from /proc/stat; 0 elsewhere)."""
+
+    def __init__(self):
+        self.cpus = os.cpu_count() or 1
+        self.start = (time.perf_counter(), self._busy(), self._mine())
+
+    @staticmethod
+    def _busy() -> int:
+        try:
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:]]
+        except OSError:
+            return 0
+        return sum(v) - v[3] - v[4]  # all but idle and iowait, in clock ticks
+
+    @staticmethod
+    def _mine() -> float:
+        t = os.times()
+        return (t.user + t.system + t.children_user + t.children_system) * os.sysconf("SC_CLK_TCK")
+
+    def fraction(self) -> float:
+        t, busy, mine = self.start
+        ticks = (self._busy() - busy) - (self._mine() - mine)
+        return max(0.0, ticks / os.sysconf("SC_CLK_TCK") / max(time.perf_counter() - t, 1e-9) / self.cpus)
+
+
+def matmul_gflops(dtype=torch.float32, n: int = 2048, seconds: float = 1.0) -> float:
+    """Best of three ~`seconds`/3 blocks of n^3 torch.mm, GFLOP/s (2 per multiply-add)."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    c = a @ b
+    best = 0.0
+    for _ in range(3):
+        k, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / 3:
+            torch.mm(a, b, out=c)
+            k += 1
+        best = max(best, 2 * n**3 * k / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def machine() -> dict:
+    """The CPU (model name, flags that decide the fast paths), torch's build and what it uses here."""
+    flags, model = set(), platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+    caps = {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if os.environ.get(k)}
+    return {"cpu": model, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "flags": sorted(
+        f for f in flags if f in wanted), "capped": caps, "uses": cpu_capability(), "torch": torch.__version__}
+
+
 class Workload:
     """One model in one runtime, ready to run `step()` (a training step or an inference batch)."""
 
-    def __init__(self, config: HourglassConfig, batch: int, mode: str, runtime: Runtime, fold_bn: bool):
+    def __init__(self, config: HourglassConfig, batch: int, mode: str, runtime: Runtime, fold_bn: bool,
+                 data: bool = False):
         torch.manual_seed(0)
         model = StackedHourglass(config)
-        self.mode, self.runtime = mode, runtime
-        self.x = torch.rand(batch, 3, config.input_res, config.input_res)
+        self.mode, self.runtime, self.batch = mode, runtime, batch
         shape = (batch, config.joints, config.output_res, config.output_res)
-        self.batch = {"image": self.x, "target": torch.rand(shape), "target_weight": torch.ones(batch, config.joints)}
-        if config.decoder_heads:
-            for f, key in ((2, "target_dec2"), (4, "target_dec4")):
-                side = config.output_res // f
-                self.batch[key] = torch.rand(batch, config.joints, side, side)
-                self.batch[key + "_weight"] = torch.ones(batch, config.joints)
+        self.fixed = {"image": torch.rand(batch, 3, config.input_res, config.input_res), "target": torch.rand(shape),
+                      "target_weight": torch.ones(batch, config.joints)}
+        for f, key in ((2, "target_dec2"), (4, "target_dec4")) if config.decoder_heads else ():
+            side = config.output_res // f
+            self.fixed[key], self.fixed[key + "_weight"] = torch.rand(batch, config.joints, side, side), \
+                torch.ones(batch, config.joints)
+        self.batches = iter(self._loader(config, batch)) if data else None
         if mode == "infer":
             model = fold_batchnorm(model) if fold_bn else model.eval()
             self.model = compile_model(runtime.model(model), runtime, inference=True)
-            self.x = runtime.input(self.x)
+            self.x = runtime.input(self.fixed["image"])
         else:
             runtime.model(model)
             optimizer = make_optimizer(TrainConfig(**config.model_fields(), lr=2.5e-4), model)
             self.train_step = TrainStep(compile_model(model, runtime), optimizer, runtime,
                                         [1.0] * (config.stacks + 2 * config.decoder_heads), config.decoder_heads)
 
+    @staticmethod
+    def _loader(config: HourglassConfig, batch: int):
+        """Augmented mannequin training batches rendered in this process (the CPU study's num_workers: 0)."""
+        dataset = build_dataset("mannequin", "train", input_res=config.input_res)
+        sampler = RandomSampler(dataset, replacement=True, num_samples=10**9, generator=torch.Generator().manual_seed(0))
+        return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=0,
+                          collate_fn=Collate(config.output_res, 1.0, config.decoder_heads))
+
     def step(self) -> None:
+        batch = next(self.batches) if self.batches is not None else self.fixed
         if self.mode == "infer":
             with torch.no_grad(), self.runtime.autocast():
-                self.model(self.x)
+                self.model(self.runtime.input(batch["image"]) if self.batches is not None else self.x)
         else:
-            self.train_step(self.batch)
+            self.train_step(batch)
         if self.runtime.device.type == "cuda":
             torch.cuda.synchronize()
 
-    def timed(self, iterations: int) -> float:
-        start = time.perf_counter()
+    def block(self, iterations: int) -> tuple[float, float]:
+        """(images/s, foreign CPU share) of `iterations` steps."""
+        load, start = ForeignLoad(), time.perf_counter()
         for _ in range(iterations):
             self.step()
-        return time.perf_counter() - start
+        return self.batch * iterations / (time.perf_counter() - start), load.fraction()
+
+
+def _iterations(work: Workload, seconds: float) -> int:
+    one = min(work.block(1)[0] for _ in range(2))
+    return max(1, round(seconds * one / work.batch))
 
 
 def benchmark(config: HourglassConfig, batch: int, mode: str, runtime: Runtime, *, baseline: bool = False,
-              fold_bn: bool = True, repeats: int = 5, warmup: int = 2, min_seconds: float = 1.0) -> dict:
-    """{'images_per_s', 'peak_mem_mb', 'times_s', ...} (+ 'baseline_images_per_s', 'speedup' with baseline:
-    the median of the per-repeat ratios)."""
+              data: bool = False, fold_bn: bool = True, repeats: int = 5, warmup: int = 2, seconds: float = 1.0,
+              max_foreign: float = 0.10, budget_s: float | None = None) -> dict:
+    """Images/s of `config` in `runtime` (median of the clean blocks) with the model's FLOPs and the share of
+    the matmul rate; with `baseline` also plain fp32 NCHW eager and `speedup`, the median of the paired ratios.
+    Stops after `repeats` clean blocks (pairs) or `budget_s` seconds, then uses the least disturbed ones."""
     cuda = runtime.device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(runtime.device)
     with PeakRSS() as rss:
-        work = Workload(config, batch, mode, runtime, fold_bn)
+        work = Workload(config, batch, mode, runtime, fold_bn, data)
         start = time.perf_counter()
         work.step()  # compilation, if any, happens here
         first = time.perf_counter() - start
         for _ in range(warmup):
             work.step()
     peak = torch.cuda.max_memory_allocated(runtime.device) / 2**20 if cuda else rss.peak
-    # Enough iterations per repeat for a stable timer, judged from the last warm-up step.
-    per_step = max(work.timed(1), 1e-6)
-    iterations = max(1, round(min_seconds / per_step))
-    base, base_iterations = None, 0
+    base = None
     if baseline:
-        plain = Runtime(runtime.device, "fp32", channels_last=False, compile=False)
-        base = Workload(config, batch, mode, plain, fold_bn=False)
+        base = Workload(config, batch, mode, Runtime(runtime.device, "fp32", False), fold_bn=False, data=data)
         for _ in range(warmup):
             base.step()
-        base_iterations = max(1, round(min_seconds / max(base.timed(1), 1e-6)))
-    times, base_times = [], []
-    for _ in range(repeats):
-        times.append(work.timed(iterations))
-        if base:
-            base_times.append(base.timed(base_iterations))
+    n_work, n_base = _iterations(work, seconds), _iterations(base, seconds) if base else 0
+    blocks, deadline = [], time.perf_counter() + (budget_s or 20 * seconds * repeats)
+    while sum(b[-1] < max_foreign for b in blocks) < repeats and time.perf_counter() < deadline:
+        pair = base.block(n_base) if base else (float("nan"), 0.0)
+        rate, foreign = work.block(n_work)
+        blocks.append((pair[0], rate, max(pair[1], foreign)))
+    clean = [b for b in blocks if b[-1] < max_foreign] or sorted(blocks, key=lambda b: b[-1])[:repeats]
+    gflop = summarize(config)["gflops"] * (3 if mode == "train" else 1)
+    rate = statistics.median(b[1] for b in clean)
+    mm32 = matmul_gflops(torch.float32) if runtime.device.type == "cpu" else float("nan")
     result = {
         "mode": mode, "batch": batch, "device": str(runtime.device), "precision": runtime.precision,
-        "channels_last": runtime.channels_last, "compile": runtime.compile,
-        "fold_bn": fold_bn and mode == "infer", "model": config.to_dict(), "iterations": iterations,
-        "images_per_s": batch * iterations / statistics.median(times), "peak_mem_mb": peak,
-        "first_step_s": first, "times_s": times,
+        "channels_last": runtime.channels_last, "compile": runtime.compile, "data": data,
+        "fold_bn": fold_bn and mode == "infer", "model": config.to_dict(), "iterations": n_work,
+        "images_per_s": rate, "gflop_per_image": gflop, "gflops": rate * gflop, "peak_mem_mb": peak,
+        "first_step_s": first, "blocks": len(blocks), "clean_blocks": sum(b[-1] < max_foreign for b in blocks),
+        "foreign_cpu_share": [round(b[-1], 3) for b in clean], "matmul_fp32_gflops": mm32,
+        "matmul_fp32_share": rate * gflop / mm32, "machine": machine(),
     }
+    if runtime.device.type == "cpu" and bf16_supported(runtime.device):
+        result["matmul_bf16_gflops"] = mm16 = matmul_gflops(torch.bfloat16)
+        result["matmul_bf16_share"] = rate * gflop / mm16
     if base:
-        result["baseline_images_per_s"] = batch * base_iterations / statistics.median(base_times)
-        result["baseline_times_s"], result["baseline_iterations"] = base_times, base_iterations
-        # Each repeat of the baseline ran right after one of the measured configuration: the median of these
-        # paired ratios is robust to other processes slowing the machine for a while.
-        ratios = [(iterations / t) / (base_iterations / b) for t, b in zip(times, base_times)]
-        result["speedup"] = statistics.median(ratios)
-    result["loadavg_1min"] = os.getloadavg()[0]  # other processes on the machine while it ran
+        result["baseline_images_per_s"] = statistics.median(b[0] for b in clean)
+        result["speedup"] = statistics.median(b[1] / b[0] for b in clean)
+        result["speedup_range"] = [min(b[1] / b[0] for b in clean), max(b[1] / b[0] for b in clean)]
     return result
 
 
@@ -175,11 +266,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile (inference: with freezing)")
     parser.add_argument("--no-fold-bn", action="store_true", help="inference: keep BatchNorm layers separate")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--baseline", action="store_true", help="also time plain fp32 NCHW eager mode")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--baseline", action="store_true", help="also time plain fp32 NCHW eager mode, paired")
+    parser.add_argument("--data", action="store_true", help="render each batch of mannequins in this process")
+    parser.add_argument("--repeats", type=int, default=5, help="clean blocks (pairs) to time")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--min-seconds", type=float, default=1.0, help="length of one timed repeat")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--seconds", type=float, default=1.0, help="length of one timed block")
+    parser.add_argument("--max-foreign", type=float, default=0.10,
+                        help="a block counts only while other processes used less than this share of the CPUs")
+    parser.add_argument("--json", type=Path, help="also write the result to this JSON file")
     parser.add_argument("--precision-check", type=int, metavar="STEPS",
                         help="instead: train STEPS steps on mannequins in fp32 and bf16 for each --seeds and "
                              "compare validation PCKh (uses --batch, the model flags)")
@@ -187,6 +281,8 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> None:
+    if args.batch < 1 or args.repeats < 1 or args.warmup < 0 or not args.seconds > 0:
+        raise UserError("--batch and --repeats must be at least 1, --warmup at least 0, --seconds positive")
     config = HourglassConfig.from_dict(arguments_given(args, ModelFields), "model flags")
     if args.precision_check:
         rows = precision_check(config, args.precision_check, args.seeds, args.batch)
@@ -197,17 +293,23 @@ def main(args) -> None:
         return
     cl = "auto" if args.channels_last is None else args.channels_last
     runtime = resolve_runtime(args.device, args.precision, cl, args.compile)
-    result = benchmark(config, args.batch, args.mode, runtime, baseline=args.baseline, fold_bn=not args.no_fold_bn,
-                       repeats=args.repeats, warmup=args.warmup, min_seconds=args.min_seconds)
+    r = benchmark(config, args.batch, args.mode, runtime, baseline=args.baseline, data=args.data,
+                  fold_bn=not args.no_fold_bn, repeats=args.repeats, warmup=args.warmup, seconds=args.seconds,
+                  max_foreign=args.max_foreign)
     if args.json:
-        print(json.dumps(result))
-        return
+        write_text(args.json, json.dumps(r, indent=1) + "\n")
     what = f"{args.mode} {config.stacks}x{config.modules} F{config.features} {config.input_res}px batch {args.batch}"
-    print(f"{what}, {runtime.describe()}{', BN folded' if result['fold_bn'] else ''}")
-    print(f"images/s      {result['images_per_s']:.2f}  (median of {args.repeats} x {result['iterations']} steps)")
+    print(f"{what}, {runtime.describe()}{', BN folded' if r['fold_bn'] else ''}{', with data' if args.data else ''}")
+    print(f"machine       {r['machine']['cpu']}, {r['machine']['uses']}, {r['machine']['torch_threads']} threads")
+    print(f"images/s      {r['images_per_s']:.2f}  (median of {r['clean_blocks']} clean of {r['blocks']} blocks)")
+    share = f"{100 * r['matmul_fp32_share']:.0f}% of the fp32 matmul rate ({r['matmul_fp32_gflops']:.0f} GFLOP/s)"
+    if "matmul_bf16_share" in r:
+        share += f", {100 * r['matmul_bf16_share']:.0f}% of bf16 ({r['matmul_bf16_gflops']:.0f})"
+    print(f"GFLOP/s       {r['gflops']:.1f}  = {share}")
     where = "allocated on the GPU" if runtime.device.type == "cuda" else "process RSS, before the baseline ran"
-    print(f"peak memory   {result['peak_mem_mb']:.0f} MiB  ({where})")
-    print(f"first step    {result['first_step_s']:.2f} s")
+    print(f"peak memory   {r['peak_mem_mb']:.0f} MiB  ({where})")
+    print(f"first step    {r['first_step_s']:.2f} s")
     if args.baseline:
-        print(f"baseline      {result['baseline_images_per_s']:.2f} images/s (fp32 NCHW eager)  "
-              f"speedup {result['speedup']:.2f}x")
+        low, high = r["speedup_range"]
+        print(f"baseline      {r['baseline_images_per_s']:.2f} images/s (fp32 NCHW eager)  "
+              f"speedup {r['speedup']:.2f}x [{low:.2f}-{high:.2f}]")

@@ -4,10 +4,14 @@ One `Runtime` says how a model runs; training, evaluation and the model benchmar
 `resolve_runtime`, so "auto" means the same thing everywhere:
 - device auto: CUDA when available (the process's LOCAL_RANK under torchrun), else the CPU;
 - precision auto: bf16 autocast where the hardware has bf16 matrix units (CUDA with bf16 support, CPUs with
-  AVX512-BF16 or AMX through oneDNN), fp32 otherwise. Autocast keeps weights, optimiser state, BatchNorm
-  statistics and the loss in fp32; only convolutions run in bf16;
-- channels_last auto: on (oneDNN's and cuDNN's fast bf16 kernels are NHWC; on this project's 2-core CPU fp32
-  training is also 1.4x faster in channels_last, see benchmarks/model_cpu.json).
+  AVX512-BF16 or AMX through oneDNN: about 2x fp32 there), fp32 otherwise (AVX2-only and plain AVX-512 CPUs,
+  where bf16 is emulated and slower than fp32). Autocast keeps weights, optimiser state, BatchNorm statistics
+  and the loss in fp32; only convolutions and matmuls run in bf16;
+- channels_last auto: on (oneDNN's and cuDNN's fast kernels are NHWC; on a 2-core AVX2 CPU fp32 training of
+  the CPU-profile networks is about 1.3x faster in channels_last, bf16 about 2x: benchmarks/model_cpu.json);
+- torch.compile: only when asked for (on the CPU it compiles for about a minute per network and shape and,
+  measured, trains no faster than the eager step here).
+`Runtime.reason` says why, for the training log.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class Runtime:
     precision: str  # "fp32" or "bf16" (resolved)
     channels_last: bool
     compile: bool = False
+    reason: str = ""  # why these were chosen (for the training log)
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -98,11 +103,24 @@ def resolve_channels_last(setting) -> bool:
     return True
 
 
+def cpu_capability() -> str:
+    """What the CPU offers the kernels torch runs here (after ATEN_CPU_CAPABILITY / ONEDNN_MAX_CPU_ISA caps)."""
+    aten = torch.backends.cpu.get_cpu_capability()
+    bf16 = bf16_supported(torch.device("cpu"))
+    return f"{aten}{' with native bf16 (oneDNN)' if bf16 else ', no native bf16'}"
+
+
 def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last="auto",
                     compile: bool = False) -> Runtime:
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
-    return Runtime(dev, prec, resolve_channels_last(channels_last), bool(compile))
+    if dev.type == "cuda":
+        why = f"CUDA {torch.cuda.get_device_name(dev)}" + (", bf16 supported" if prec == "bf16" else "")
+    else:
+        why = f"CPU {cpu_capability()}"
+    chosen = [f"precision {prec} ({'auto' if precision == 'auto' else 'asked for'})",
+              f"channels_last {resolve_channels_last(channels_last)} ({channels_last})"]
+    return Runtime(dev, prec, resolve_channels_last(channels_last), bool(compile), f"{why}: {', '.join(chosen)}")
 
 
 def compile_model(model: nn.Module, runtime: Runtime, inference: bool = False) -> nn.Module:

@@ -85,10 +85,11 @@ class TrainStep:
 
 
 def make_optimizer(config: TrainConfig, model) -> torch.optim.Optimizer:
+    # foreach: one multi-tensor update instead of a Python loop over ~1500 small tensors (bitwise the same)
     if config.optimizer == "rmsprop":  # Torch7 optim.rmsprop defaults: alpha 0.99, epsilon 1e-8
         return torch.optim.RMSprop(model.parameters(), lr=config.lr, alpha=0.99, eps=1e-8,
-                                   weight_decay=config.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+                                   weight_decay=config.weight_decay, foreach=True)
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
 
 
 class LRSchedule:

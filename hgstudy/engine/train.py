@@ -141,6 +141,7 @@ class _Run:
         self.weights = self.train_step.weights
         self.metric = dataset_spec(config.dataset).metric
         self.mark = (time.perf_counter(), self.step)
+        self.progress.print(f"runtime: {runtime.describe()} ({runtime.reason})")
 
     def run(self) -> dict:
         c = self.config

@@ -83,6 +83,21 @@ class HourglassConfig(ModelFields):
         return cls(**check_mapping(cls, values, source))
 
 
+SMALL_MAP = 8  # px: at or below this width a 1x1 convolution on the CPU runs as one matmul (`pointwise`)
+
+
+def pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """conv(x) for a 1x1 convolution. On the CPU, for a small channels_last map, it is one addmm on the
+    (B*H*W, C) view of x, with no copy in or out: the same function, about twice as fast there, where oneDNN's
+    fixed cost per call dominates (benchmarks/model_cpu.json)."""
+    b, c, h, w = x.shape
+    if x.device.type != "cpu" or w > SMALL_MAP or not x.is_contiguous(memory_format=torch.channels_last):
+        return conv(x)
+    rows, weight = x.permute(0, 2, 3, 1).reshape(b * h * w, c), conv.weight.view(conv.out_channels, c).t()
+    y = torch.addmm(conv.bias, rows, weight) if conv.bias is not None else rows @ weight
+    return y.view(b, h, w, conv.out_channels).permute(0, 3, 1, 2)  # channels_last again
+
+
 class Residual(nn.Module):
     """Pre-activation bottleneck: BN-ReLU-1x1(F/2) BN-ReLU-3x3(F/2) BN-ReLU-1x1(F), plus skip."""
 
@@ -98,10 +113,11 @@ class Residual(nn.Module):
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else None
 
     def forward(self, x):
-        y = self.conv1(nnf.relu(self.bn1(x)))
-        y = self.conv2(nnf.relu(self.bn2(y)))
-        y = self.conv3(nnf.relu(self.bn3(y)))
-        return y + (x if self.skip is None else self.skip(x))
+        # ReLU in place: BatchNorm's backward needs its input, not its output; conv3's output is not saved.
+        y = pointwise(self.conv1, torch.relu_(self.bn1(x)))
+        y = self.conv2(torch.relu_(self.bn2(y)))
+        y = pointwise(self.conv3, torch.relu_(self.bn3(y)))
+        return y.add_(x if self.skip is None else pointwise(self.skip, x))
 
 
 def residuals(channels: int, count: int) -> nn.Sequential:
@@ -123,7 +139,7 @@ class Hourglass(nn.Module):
         low = self.low1(nnf.max_pool2d(x, 2, 2))  # (B, F, r/2, r/2)
         low = self.low2(low, decoder_out) if self.depth > 1 else self.low2(low)
         up = nnf.interpolate(self.low3(low), scale_factor=2, mode="nearest")  # (B, F, r, r)
-        out = self.up1(x) + up
+        out = self.up1(x).add_(up)  # up1's output is a fresh sum, saved by nothing
         if decoder_out is not None:
             decoder_out[self.depth] = out
         return out
@@ -140,8 +156,8 @@ class Head(nn.Module):
         self.out = nn.Conv2d(features, joints, 1)
 
     def forward(self, x):
-        features = nnf.relu(self.lin_bn(self.lin(self.res(x))))
-        return features, self.out(features)
+        features = torch.relu_(self.lin_bn(pointwise(self.lin, self.res(x))))
+        return features, pointwise(self.out, features)
 
 
 class StackedHourglass(nn.Module):
@@ -168,7 +184,7 @@ class StackedHourglass(nn.Module):
                 for _ in range(2))
 
     def stem(self, x):
-        x = nnf.relu(self.stem_bn(self.stem_conv(x)))  # (B, c1, H/2, W/2)
+        x = torch.relu_(self.stem_bn(self.stem_conv(x)))  # (B, c1, H/2, W/2)
         x = nnf.max_pool2d(self.stem_res1(x), 2, 2)  # (B, c2, H/4, W/4)
         return self.stem_res3(self.stem_res2(x))  # (B, F, H/4, W/4)
 
@@ -187,7 +203,7 @@ class StackedHourglass(nn.Module):
             features, hm = head(hourglass(x, decoder_out))  # hm: (B, J, h, w)
             heatmaps.append(hm)
             if i < len(self.merge_features):
-                x = x + self.merge_features[i](features) + self.merge_heatmaps[i](hm)
+                x = pointwise(self.merge_features[i], features).add_(x).add_(pointwise(self.merge_heatmaps[i], hm))
         heatmaps = torch.stack(heatmaps, 1)  # (B, S, J, h, w)
         if not return_decoder:
             return heatmaps

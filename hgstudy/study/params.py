@@ -46,6 +46,10 @@ def read_study(params=None) -> dict:
         value = profiles[profile].get(section, {})
         if not isinstance(value, dict) or (section == "train" and not value):
             raise UserError(f"params.yaml profiles.{profile}.{section}: must be a mapping of settings, got {value!r}")
+    source = profiles[profile].get("data") or {}  # where the data stage downloads from (the paper profile)
+    if not isinstance(source, dict) or set(source) - {"mirror", "mirror_pins"}:
+        raise UserError(f"params.yaml profiles.{profile}.data: may hold mirror (a URL) and mirror_pins (tests only: "
+                        f"a synthetic mirror's ledger), got {source!r}")
     models = data.get("models")
     if not isinstance(models, dict) or not models:
         raise UserError(f"params.yaml models: must map variant names to their settings, got {models!r}")

@@ -9,25 +9,26 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from hgstudy.core.joints import MPII_JOINTS, MPII_SKELETON
+from hgstudy.core.joints import JOINT_LAYOUTS, SKELETONS
 from hgstudy.study.stats import seed_band
 
 # Right limbs red, left limbs blue, spine green: left/right confusions show at a glance.
 SIDE_COLOURS = {"r": "tab:red", "l": "tab:blue", "m": "tab:green"}
 
 
-def _side(joint: int) -> str:
-    name = MPII_JOINTS[joint]
+def _side(name: str) -> str:
     return name[0] if name[:2] in ("r_", "l_") else "m"
 
 
 def draw_pose(ax, joints, annotated=None, style: str = "-", label: str | None = None) -> None:
-    """Skeleton of one person, joints (16, 2) in the axes' pixel coordinates."""
+    """Skeleton of one person, joints (16, 2) or FLIC's (11, 2) in the axes' pixel coordinates."""
     joints = np.asarray(joints, dtype=float)
     annotated = np.ones(len(joints), bool) if annotated is None else np.asarray(annotated, bool)
-    for a, b in MPII_SKELETON:
+    layout = next(k for k, names in JOINT_LAYOUTS.items() if len(names) == len(joints))  # told apart by count
+    names = JOINT_LAYOUTS[layout]
+    for a, b in SKELETONS[layout]:
         if annotated[a] and annotated[b]:
-            colour = SIDE_COLOURS[_side(b) if _side(a) == "m" else _side(a)]
+            colour = SIDE_COLOURS[_side(names[b]) if _side(names[a]) == "m" else _side(names[a])]
             ax.plot(*joints[[a, b]].T, style, color=colour, lw=1.5, label=label)
             label = None
 

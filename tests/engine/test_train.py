@@ -80,9 +80,11 @@ def test_tiny_model_learns_on_mannequins(tmp_path, capsys):
     assert metrics["val_ablation"] == pytest.approx(val.ablation.iloc[-1], rel=1e-5)
     assert set(read_checkpoint(tmp_path / "model.pt")) >= {"model", "model_config", "train_config"}
     out = capsys.readouterr().out.splitlines()
-    # not a terminal: no bar, one line for the validation and one for the last step
-    assert not any("\r" in line for line in out) and len(out) == 2
-    assert out[0].startswith("step 40: val pckh") and out[1].startswith("step 40/40: loss")
+    # not a terminal: no bar; the runtime chosen and why, a line per validation, one per half minute and the last
+    assert not any("\r" in line for line in out)
+    assert out[0].startswith("runtime: cpu") and "precision" in out[0]
+    assert [line for line in out if ": val " in line] == [out[-2]] and out[-2].startswith("step 40: val pckh")
+    assert out[-1].startswith("step 40/40: loss") and all(line.startswith("step ") for line in out[1:])
 
 
 def test_hg_int_model_trains_with_decoder_losses(tmp_path):
@@ -171,19 +173,22 @@ def test_a_run_killed_with_sigkill_and_resumed_ends_exactly_like_an_uninterrupte
     assert list(pd.read_csv(broken / "train.tsv", sep="\t").lr) == pytest.approx([1e-3] * 3 + [2e-4] * 5 + [4e-5] * 4)
 
 
-def test_model_benchmark_reports_speed_memory_and_the_baseline():
+def test_model_benchmark_reports_speed_memory_the_baseline_and_the_matmul_share():
     from hgstudy.engine.bench import benchmark
     from hgstudy.engine.runtime import resolve_runtime
     from hgstudy.model.network import HourglassConfig
 
     config = HourglassConfig(stacks=1, features=16, depth=3, input_res=64, stem_channels=(8, 16))
-    for mode in ("train", "infer"):
-        r = benchmark(config, 2, mode, resolve_runtime("cpu"), baseline=True, repeats=2, warmup=1, min_seconds=0.05)
+    for mode, data in (("train", False), ("infer", False), ("train", True)):
+        r = benchmark(config, 2, mode, resolve_runtime("cpu"), baseline=True, data=data, repeats=2, warmup=1,
+                      seconds=0.05, max_foreign=1.0)
         assert r["images_per_s"] > 0 and r["baseline_images_per_s"] > 0 and r["peak_mem_mb"] > 0
-        n, m = r["iterations"], r["baseline_iterations"]
-        ratios = sorted((n / t) / (m / b) for t, b in zip(r["times_s"], r["baseline_times_s"]))
-        assert r["speedup"] == pytest.approx(sum(ratios) / 2)  # the median of two paired ratios
-        assert len(r["times_s"]) == len(r["baseline_times_s"]) == 2
+        assert r["clean_blocks"] == r["blocks"] == 2 and len(r["foreign_cpu_share"]) == 2
+        low, high = r["speedup_range"]
+        assert low <= r["speedup"] <= high  # the median of the two paired ratios lies between them
+        assert r["gflops"] == pytest.approx(r["images_per_s"] * r["gflop_per_image"])
+        assert r["matmul_fp32_share"] == pytest.approx(r["gflops"] / r["matmul_fp32_gflops"])
+        assert r["data"] is data and "avx2" in r["machine"]["flags"] or r["machine"]["flags"] == []
 
 
 # ------------------------------------------------------------------ non-finite state, unwritable folders

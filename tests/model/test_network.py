@@ -83,6 +83,7 @@ def test_non_square_input():
 
 
 def test_decoder_heads_shapes_and_gradients():
+    torch.manual_seed(0)  # a random draw can leave a tiny innermost level all below ReLU's threshold
     config = HourglassConfig(stacks=1, modules=2, features=16, joints=5, input_res=64, stem_channels=(8, 16),
                              decoder_heads=True)
     model = StackedHourglass(config).eval()  # eval: a conv bias before train-mode BN has zero gradient
@@ -214,3 +215,24 @@ def test_a_checkpoint_write_on_a_full_disk_keeps_the_previous_one(tmp_path, monk
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
     assert read_checkpoint(tmp_path / "m.pt")["step"] == 1
+
+
+def test_small_maps_as_matmuls_compute_the_same_function_and_gradients():
+    """On the CPU the 1x1 convolutions of small channels_last maps run as addmm (`pointwise`); in float64 the
+    outputs and every gradient equal those of the NCHW model, where every 1x1 convolution is nn.Conv2d."""
+    torch.manual_seed(0)
+    config = HourglassConfig(stacks=2, modules=1, features=16, joints=4, input_res=64, stem_channels=(8, 16),
+                             decoder_heads=True)
+    # eval: with batch statistics the random network is chaotic (1e-16 rounding grows to 1e-8), not a smooth map
+    model = StackedHourglass(config).double().eval()
+    fast = StackedHourglass(config).double().eval().to(memory_format=torch.channels_last)
+    fast.load_state_dict(model.state_dict())
+    x = torch.randn(3, 3, 64, 64, dtype=torch.float64)
+    outs = []
+    for m, inp in ((model, x), (fast, x.contiguous(memory_format=torch.channels_last))):
+        heatmaps, decoder = m(inp, return_decoder=True)
+        (heatmaps.square().sum() + sum(d.square().sum() for d in decoder)).backward()
+        outs.append((heatmaps, {n: p.grad for n, p in m.named_parameters()}))
+    torch.testing.assert_close(outs[1][0], outs[0][0], rtol=1e-10, atol=1e-12)
+    for name, grad in outs[0][1].items():
+        torch.testing.assert_close(outs[1][1][name], grad, rtol=1e-8, atol=1e-10, msg=name)

@@ -33,6 +33,8 @@ def test_committed_params_are_valid_and_hold_the_papers_variants(params):
     (lambda p: p["profiles"]["cpu"]["train"].update(dataset="coco"), r"dataset: must be one of .*coco"),
     (lambda p: p.update(seeds=[-1]), r"seeds: must be a non-empty list"),
     (lambda p: p.update(flic=["s16x1"]), r"flic\[0\]: 's16x1' names no model"),
+    (lambda p: p.update(profile="paper") or p["profiles"]["paper"].update(data={"miror": "http://x"}),
+     r"profiles.paper.data: may hold mirror .* got \{'miror'"),
 ])
 def test_bad_params_name_the_key(params, edit, message):
     bad = copy.deepcopy(params)
