@@ -48,7 +48,7 @@ def test_readme_has_two_commands_and_ci_runs_the_test_one():
     study, tests = commands
     assert "study" in study and "test" in tests
     ci = [line for line in (ROOT / ".ci/run").read_text().splitlines() if line and not line.startswith(("#", "set "))]
-    assert ci[-1] == tests.strip()
+    assert ci[-2:] == [tests.strip(), "bash scripts/paper-dryrun.sh scratch/paper-dryrun"]  # then the paper dry run
 
 
 def test_readme_layout_lists_every_tracked_top_level_path():

@@ -157,7 +157,8 @@ class Workload:
     def _loader(config: HourglassConfig, batch: int):
         """Augmented mannequin training batches rendered in this process (the CPU study's num_workers: 0)."""
         dataset = build_dataset("mannequin", "train", input_res=config.input_res)
-        sampler = RandomSampler(dataset, replacement=True, num_samples=10**9, generator=torch.Generator().manual_seed(0))
+        generator = torch.Generator().manual_seed(0)
+        sampler = RandomSampler(dataset, replacement=True, num_samples=10**9, generator=generator)
         return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=0,
                           collate_fn=Collate(config.output_res, 1.0, config.decoder_heads))
 

@@ -188,7 +188,8 @@ def test_model_benchmark_reports_speed_memory_the_baseline_and_the_matmul_share(
         assert low <= r["speedup"] <= high  # the median of the two paired ratios lies between them
         assert r["gflops"] == pytest.approx(r["images_per_s"] * r["gflop_per_image"])
         assert r["matmul_fp32_share"] == pytest.approx(r["gflops"] / r["matmul_fp32_gflops"])
-        assert r["data"] is data and "avx2" in r["machine"]["flags"] or r["machine"]["flags"] == []
+        assert r["data"] is data
+        assert "avx2" in r["machine"]["flags"] or r["machine"]["flags"] == []
 
 
 # ------------------------------------------------------------------ non-finite state, unwritable folders
