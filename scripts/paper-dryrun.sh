@@ -48,7 +48,7 @@ say "copying $repo (HEAD and the working tree's changes) to $tmp/repo"
 git clone -q "$repo" "$tmp/repo"
 git -C "$repo" diff HEAD --binary > "$tmp/changes.patch"
 if [ -s "$tmp/changes.patch" ]; then git -C "$tmp/repo" apply --whitespace=nowarn "$tmp/changes.patch"; fi
-(cd "$repo" && git ls-files -z --others --exclude-standard | xargs -0 -r tar -cf - --) | tar -xf - -C "$tmp/repo"
+(cd "$repo" && git ls-files -z --others --exclude-standard | tar --null -T - -cf -) | tar -xf - -C "$tmp/repo"
 cd "$tmp/repo"
 python -c "import hgstudy, sys; sys.exit(not hgstudy.__file__.startswith('$tmp/repo/'))" \
     || { say "error: the copy's hgstudy is not the one imported"; exit 1; }

@@ -53,6 +53,7 @@ FLIC_SIZE = (720, 480)
 # FLIC part -> MPII joint of the mannequin's skeleton (eyes and nose place its neck and head, see flic_people)
 FLIC_TO_MPII = {FLIC_JOINTS.index(n): MPII_JOINTS.index(n) for n in FLIC_JOINTS if n in MPII_JOINTS}
 EPOCH = (1980, 1, 1, 0, 0, 0)  # archive member times: the same bytes on every build
+ORIGIN = 1.0  # annotations put the first pixel's centre at (1, 1) (`hgstudy.core.geometry.origin_shift`)
 
 
 def served(name: str) -> str:
@@ -72,7 +73,8 @@ def render_image(size, people, rng, bank) -> np.ndarray:
     light = np.array([np.cos(2 * np.pi * u[4]), np.sin(2 * np.pi * u[4])])
     for pts, hidden, head in sorted(people, key=lambda p: p[2]):
         look = render.sample_appearance(rng)
-        render.draw_shapes(render.person_shapes(pts, hidden, head, look, light, detail=head > 6), image)
+        shapes = render.person_shapes(pts - ORIGIN, hidden, head, look, light, detail=head > 6)
+        render.draw_shapes(shapes, image)
     return cv2.cvtColor(cv2.GaussianBlur(image, (0, 0), 0.7), cv2.COLOR_RGB2BGR)
 
 
@@ -92,10 +94,9 @@ def hidden_flags(annotated, visible) -> np.ndarray:
 # -------------------------------------------------------------------------------------------------- MPII
 def mpii_files(poses, train: int, valid: int, valid_h5: Path | None, rng) -> tuple[dict, dict]:
     """({official name: bytes} of the split files, {image name: ((width, height), people to draw)})."""
-    people = np.sort(rng.choice(poses.train, size=min(train, len(poses.train)), replace=False))
-    center = poses.objpos[people] + np.stack([np.zeros(len(people)), 15 * poses.scale[people]], axis=1)
-    fields = split_fields(poses, people, center, 1.25 * poses.scale[people], 25 * poses.scale[people])
-    files = {"mpii/train.h5": h5_bytes(fields)}
+    k = np.sort(rng.choice(len(poses.train), size=min(train, len(poses.train)), replace=False))
+    people, (center, scale) = poses.train[k], poses.crop("train")  # centre and scale as the split files hold them
+    files = {"mpii/train.h5": h5_bytes(split_fields(poses, people, center[k], scale[k], poses.head_size("train")[k]))}
     val = split_fields(poses, poses.val, poses.val_center, poses.val_scale, poses.val_norm)
     if valid_h5 is not None:
         files["mpii/valid.h5"] = Path(valid_h5).read_bytes()
