@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from hgstudy.core.errors import UserError
 from hgstudy.core.files import check_writable
@@ -47,6 +47,22 @@ class Predictions:
     def preds(self) -> np.ndarray:
         """(N, J, 2): the last stack's predictions."""
         return self.preds_stacks[-1]
+
+
+class InMemory(Dataset):
+    """A dataset's samples drawn once and kept: training-time validation sees the same people every time, so
+    redrawing them (rendering mannequins, decoding JPEGs) each validation is wasted work."""
+
+    def __init__(self, dataset):
+        base = dataset.dataset if isinstance(dataset, Subset) else dataset
+        self.flip, self.layout = base.flip, base.layout
+        self.samples = [dataset[i] for i in range(len(dataset))]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.samples[i]
 
 
 @torch.no_grad()

@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from hgstudy.core.errors import UserError
-from hgstudy.engine.evaluate import evaluate_checkpoint, predict, save_predictions, score
+from hgstudy.engine.evaluate import InMemory, evaluate_checkpoint, predict, save_predictions, score
 from hgstudy.mannequin.dataset import MannequinDataset
 from hgstudy.model.checkpoint import save_checkpoint
 from hgstudy.model.network import HourglassConfig, StackedHourglass, fold_batchnorm
@@ -125,6 +125,18 @@ def test_predictions_match_a_hand_computation_of_every_stack():
         np.testing.assert_allclose(p.preds_stacks[:, i], by_hand_coords(model, sample["image"], sample["matrix"]),
                                    atol=1e-6)
     np.testing.assert_array_equal(p.preds, p.preds_stacks[-1])
+
+
+def test_a_validation_set_kept_in_memory_predicts_exactly_as_the_one_drawn_each_time():
+    torch.manual_seed(0)
+    model = StackedHourglass(TINY)
+    data = Subset(MannequinDataset("val", input_res=64), range(6))
+    kept = InMemory(data)
+    drawn, again = predict(model, data, flip=True, batch_size=4), predict(model, kept, flip=True, batch_size=4)
+    assert kept.layout == "mpii" and kept.flip == data.dataset.flip  # the flip test swaps left and right joints
+    for key in ("heatmap_stacks", "matrices", "index", "joints", "annotated", "visible", "norm"):
+        np.testing.assert_array_equal(getattr(again, key), getattr(drawn, key), err_msg=key)
+    assert score(again) == score(drawn)
 
 
 class OracleModel(nn.Module):

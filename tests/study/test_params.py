@@ -26,6 +26,14 @@ def test_committed_params_are_valid_and_hold_the_papers_variants(params):
     assert variant_config(study, "s8x1", 3).seed == 3
 
 
+def test_the_default_study_trains_every_variant_with_three_seeds_and_validates_on_the_ablations_measure(params):
+    study = load_study(params)
+    assert len(set(study["seeds"])) >= 3 and len(study["variants"]) == 7
+    config = variant_config(study, "hg", 0)
+    # >= 8 validations of >= 1000 people with the flip test (issue: evidence over training)
+    assert config.steps / config.val_every >= 8 and config.val_samples >= 1000 and config.val_flip
+
+
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda p: p.update(profile="gpu"), r"profile: must be one of cpu, paper, got 'gpu'"),
     (lambda p: p["variants"].append("hg_x"), r"variants\[7\]: 'hg_x' names no model"),
