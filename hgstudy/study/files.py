@@ -71,9 +71,11 @@ def write_train_results(results, run, info: dict, final: dict) -> None:
     for name in TRAIN_LOGS:
         with atomic_path(results / name) as tmp:
             shutil.copyfile(run / name, tmp)
-    speed = {k: final[k] for k in ("samples_per_s", "lr") if k in final}
-    write_json(results / "metrics.json", numbers({k: v for k, v in final.items() if k not in speed}))
-    write_json(results / "run.json", {**info, **speed})
+    # Not metrics: the speed varies between machines, the learning rate at the end is the schedule's (the
+    # configured one, `lr`, stays in `info`).
+    extra = {name: final[k] for k, name in (("samples_per_s", "samples_per_s"), ("lr", "final_lr")) if k in final}
+    write_json(results / "metrics.json", numbers({k: v for k, v in final.items() if k not in ("samples_per_s", "lr")}))
+    write_json(results / "run.json", {**info, **extra})
 
 
 def read_train_results(results) -> tuple[dict, pd.DataFrame]:

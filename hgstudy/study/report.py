@@ -2,7 +2,8 @@
 
 `scope` states what the study measured and how it differs from the paper (data, model size, samples seen,
 seeds, what the intervals cover); `trends` classifies each claim's difference over training as growing,
-shrinking or stable; `conclusion` turns the judged claims and their trends into a short paragraph.
+shrinking or stable; `standing` places the networks against the data stage's trivial baselines; `conclusion`
+turns the judged claims and their trends into a short paragraph.
 """
 
 from __future__ import annotations
@@ -43,6 +44,26 @@ def scope(runs: pd.DataFrame, people: int, comparisons: int, family_confidence: 
         "- **The paper's numbers** (87-88% on this measure) come from full-size networks trained on MPII for 4.8 M "
         "samples: they set the direction of each claim, not a level these runs could reach.",
     ])
+
+
+def standing(table: pd.DataFrame, baselines: dict | None, people: int) -> str:
+    """Markdown: the variants' final accuracy (mean over seeds, the ablation's measure) against the data stage's
+    baselines on that measure (`results/data/metrics.json`); empty when the baselines are not at hand."""
+    if not baselines or "mean_pose_ablation" not in baselines or not len(table):
+        return ""
+    means = table.groupby("variant").accuracy.mean()
+    mean_pose, neighbour = baselines["mean_pose_ablation"], baselines["nearest_neighbour_ablation"]
+    same = baselines.get("baseline_people") == people
+    text = (f"The variants' accuracies (mean over seeds) lie between {means.min():.1f}% and {means.max():.1f}% on "
+            f"this measure; the data stage's trivial baselines score {mean_pose:.1f}% (the training poses' mean "
+            f"pose) and {neighbour:.1f}% (nearest neighbour)" + (" on the same people. " if same else ". "))
+    if means.max() < mean_pose + 2:
+        return text + ("At this budget the networks have learned little more than the average pose, so "
+                       "differences between architectures of the size the paper reports (a few points at 87-88%) "
+                       "cannot be expected to show here; a longer budget is the remedy.")
+    if means.min() < neighbour:
+        return text + "Some variants are still below the nearest-neighbour baseline: training is at an early stage."
+    return text + "Every variant is above both baselines."
 
 
 def trends(claim_curves: pd.DataFrame, tolerance: float = 1.0) -> pd.DataFrame:

@@ -144,3 +144,29 @@ def test_each_stage_depends_on_the_package_files_its_notebooks_import_and_not_on
     train = [str(Path(d.def_path)) for d in stages["train@s8x1-0"].deps if not hasattr(d, "params")]
     assert "hgstudy/study/ablation.py" not in train and "hgstudy/study" not in train
 
+
+
+def test_committed_metrics_are_numbers_under_plain_keys(tmp_path, params):
+    """What `dvc metrics show --json` prints of the committed results: numbers only, keys a shell can type."""
+    import re
+
+    stages = pipeline_stages(tmp_path, params)
+    files = {str(Path(m.def_path)) for stage in stages.values() for m in stage.metrics}
+    present = sorted(f for f in files if (ROOT / f).is_file())
+    assert present, "no metrics committed"
+    for name in present:
+        values = json.loads((ROOT / name).read_text())
+        assert isinstance(values, dict), name
+        for key, value in values.items():
+            assert re.fullmatch(r"[a-z0-9_]+", key), f"{name}: key {key!r}"
+            assert isinstance(value, int | float) and not isinstance(value, bool), f"{name}: {key} = {value!r}"
+
+
+def test_the_committed_lock_trains_and_evaluates_every_variant_with_every_seed(params):
+    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]
+    expected = {run_name(v, s) for v in params["variants"] for s in params["seeds"]}
+    assert len(set(params["seeds"])) >= 3
+    for kind in ("train", "evaluate"):
+        assert {name.split("@", 1)[1] for name in lock if name.startswith(f"{kind}@")} >= expected, kind
+    claims = (ROOT / "results/ablations/claims.tsv").read_text().splitlines()[0].split("\t")
+    assert "seed_sd_better" in claims and "seed_sd_worse" in claims  # the claims table carries the seed spread

@@ -1,0 +1,52 @@
+import pandas as pd
+import pytest
+
+from hgstudy.study import report
+
+
+def runs_table(accuracies: dict[str, list[float]]) -> pd.DataFrame:
+    rows = [{"variant": v, "seed": s, "accuracy": a, "dataset": "mannequin", "input_res": 64, "features": 32,
+             "steps": 384, "batch_size": 16, "optimizer": "rmsprop", "lr": 2e-3, "schedule": "steps",
+             "params": 409104 + 1000 * k}
+            for k, (v, accs) in enumerate(accuracies.items()) for s, a in enumerate(accs)]
+    return pd.DataFrame(rows)
+
+
+BASELINES = {"mean_pose_ablation": 11.9, "nearest_neighbour_ablation": 17.5, "baseline_people": 2958}
+
+
+@pytest.mark.parametrize(("accuracies", "range_text", "ending"), [
+    ({"hg": [12.0, 13.0, 14.0], "s8x1": [11.0, 11.5, 12.0]}, "between 11.5% and 13.0%",
+     "little more than the average pose"),
+    ({"hg": [20.0, 22.0], "s8x1": [14.0, 16.0]}, "between 15.0% and 21.0%", "still below the nearest-neighbour"),
+    ({"hg": [30.0], "s8x1": [25.0]}, "between 25.0% and 30.0%", "above both baselines"),
+])
+def test_standing_places_the_seed_means_against_the_baselines(accuracies, range_text, ending):
+    text = report.standing(runs_table(accuracies), BASELINES, people=2958)
+    assert range_text in text and ending in text  # means by hand: (12+13+14)/3 = 13.0, (11+11.5+12)/3 = 11.5, ...
+    assert "11.9% (the training poses' mean pose) and 17.5% (nearest neighbour) on the same people" in text
+
+
+def test_standing_says_nothing_without_baselines_and_does_not_claim_other_people_are_the_same():
+    table = runs_table({"hg": [30.0]})
+    assert report.standing(table, None, 2958) == "" and report.standing(table, {"x": 1}, 2958) == ""
+    assert "same people" not in report.standing(table, BASELINES, people=1000)
+
+
+def test_scope_states_the_configured_learning_rate_samples_and_seeds():
+    text = report.scope(runs_table({"hg": [1.0, 2.0, 3.0], "s8x1": [1.0, 2.0, 3.0]}), 2958, 7, 1 - 0.05 / 7)
+    assert "rmsprop at 0.002" in text and "384 steps of 16 = 6,144 samples, 0.13% of the paper's 4.8 M" in text
+    assert "3 seeds per variant" in text and "99.3% each" in text and "0.41-0.41 M parameters" in text
+
+
+def test_trends_by_hand():
+    steps = [100, 200, 300, 400]
+    frame = pd.concat([
+        pd.DataFrame({"claim": "a - b", "step": steps, "diff": [1.0, 2.0, 4.0, 6.0], "low": 0.0, "high": 1.0}),
+        pd.DataFrame({"claim": "c - d", "step": steps, "diff": [-6.0, -5.0, -4.0, -2.0], "low": 0.0, "high": 1.0}),
+        pd.DataFrame({"claim": "e - f", "step": steps, "diff": [1.0, 1.2, 1.1, 1.3], "low": 0.0, "high": 1.0}),
+    ])
+    t = report.trends(frame).set_index("claim")
+    # later half: (300, 4) -> (400, 6) rises 2 points away from zero; (300, -4) -> (400, -2) 2 points towards it
+    assert t.trend.to_dict() == {"a - b": "growing", "c - d": "shrinking", "e - f": "stable"}
+    assert t.change_later_half.to_dict() == pytest.approx({"a - b": 2.0, "c - d": 2.0, "e - f": 0.2})
