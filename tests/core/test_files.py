@@ -23,27 +23,6 @@ def no_space(monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12, 0))
 
 
-def read_only(monkeypatch, folder: Path, route: str) -> None:
-    """Make `folder` refuse new entries: by chmod (skipped as root, where it binds nothing) or by EROFS."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if route == "chmod":
-        if os.geteuid() == 0:
-            pytest.skip("running as root: chmod does not stop root's writes (the 'erofs' variant covers this)")
-        folder.chmod(0o555)
-        return
-    real_open, real_mkdir = os.open, os.mkdir
-
-    def refuse(real):
-        def call(path, *args, **kwargs):
-            if kwargs.get("dir_fd") is None and Path(path).resolve().is_relative_to(folder.resolve()):
-                raise OSError(errno.EROFS, "Read-only file system", str(path))
-            return real(path, *args, **kwargs)
-        return call
-
-    monkeypatch.setattr(os, "open", refuse(real_open))
-    monkeypatch.setattr(os, "mkdir", refuse(real_mkdir))
-
-
 def test_atomic_path_keeps_the_previous_version_and_no_partial(tmp_path):
     path = write_text(tmp_path / "a.txt", "old")
     with pytest.raises(KeyError), atomic_path(path) as tmp:
@@ -81,9 +60,15 @@ def test_disk_errors_say_what_and_where(tmp_path, code, text):
 
 
 @pytest.mark.parametrize("route", ["chmod", "erofs"])
-def test_check_writable_refuses_a_read_only_folder(tmp_path, monkeypatch, route):
+def test_check_writable_refuses_a_read_only_folder(tmp_path, route, refuse_writes):
     folder = tmp_path / "ro"
-    read_only(monkeypatch, folder, route)
+    folder.mkdir()
+    if route == "erofs":
+        refuse_writes(folder)
+    elif os.geteuid() == 0:
+        pytest.skip("running as root: chmod does not stop root's writes (the 'erofs' variant covers this)")
+    else:
+        folder.chmod(0o555)
     try:
         with pytest.raises(UserError, match=rf"(permission denied|read-only) while creating a file in {folder}; "
                                             "choose a folder you can write to"):

@@ -264,30 +264,14 @@ def test_bad_training_flags_exit_2_before_anything_is_written(tmp_path, capsys, 
     assert not (tmp_path / "run").exists()
 
 
-def refuse_writes_under(monkeypatch, folder: Path) -> None:
-    """A read-only remount of `folder`: new files and folders there fail with EROFS (chmod binds no root)."""
-    import errno
-
-    real_open, real_mkdir = os.open, os.mkdir
-
-    def refuse(real):
-        def call(path, *args, **kwargs):
-            if kwargs.get("dir_fd") is None and Path(path).resolve().is_relative_to(folder.resolve()):
-                raise OSError(errno.EROFS, "Read-only file system", str(path))
-            return real(path, *args, **kwargs)
-        return call
-
-    monkeypatch.setattr(os, "open", refuse(real_open))
-    monkeypatch.setattr(os, "mkdir", refuse(real_mkdir))
-
-
-def test_training_or_resuming_on_a_read_only_folder_fails_before_building_anything(tmp_path, monkeypatch):
+def test_training_or_resuming_on_a_read_only_folder_fails_before_building_anything(tmp_path, monkeypatch,
+                                                                                    refuse_writes):
     import hgstudy.engine.train as train_module
 
     run = tmp_path / "run"
     train(tiny(batch_size=4, steps=2, val_every=2), run, progress=False)
     before = {p.name: p.read_bytes() for p in run.iterdir()}
-    refuse_writes_under(monkeypatch, tmp_path)
+    refuse_writes(tmp_path)
     monkeypatch.setattr(train_module, "config_dataset", lambda *a: pytest.fail("built before the check"))
     for out in (run, tmp_path / "fresh"):  # resuming, starting
         with pytest.raises(UserError, match=rf"the file system is read-only while creating a file in {out}; "
