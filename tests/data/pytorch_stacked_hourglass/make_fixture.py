@@ -15,9 +15,6 @@ with `<name>_heatmaps.npy`, the real model's output in eval mode for the input `
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import math
 import sys
 from pathlib import Path
 
@@ -25,55 +22,22 @@ import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
-SEED = 20240613
+sys.path.insert(0, str(HERE.parent))  # fixture_state.py, shared by the generators
+from fixture_state import SEED, draw, dump, random_state  # noqa: E402
+
 REPOSITORY = "https://github.com/princeton-vl/pytorch_stacked_hourglass"
 
 
-def draw(stream: int, shape, low: float, high: float, dtype: str) -> torch.Tensor:
-    """Values uniform in [low, high) from PCG64 stream (SEED, stream); the test rebuilds them the same way."""
-    values = np.random.default_rng([SEED, stream]).random(math.prod(shape))
-    return torch.from_numpy((low + (high - low) * values).astype(dtype).reshape(shape))
-
-
-def value_range(name: str, tensor: torch.Tensor, batchnorms: set[str]) -> tuple[float, float]:
-    module, leaf = name.rsplit(".", 1)
-    if leaf == "num_batches_tracked":
-        return 100.0, 100.0
-    if module in batchnorms:
-        return {"weight": (0.8, 1.2), "bias": (-0.1, 0.1), "running_mean": (-0.2, 0.2),
-                "running_var": (0.5, 1.5)}[leaf]
-    if tensor.ndim == 4:  # conv weight: variance 1 / fan_in
-        bound = round(math.sqrt(3.0 / math.prod(tensor.shape[1:])), 6)
-        return -bound, bound
-    return -0.05, 0.05  # conv bias
-
-
 def manifest_of(model: torch.nn.Module, description: str, commit: str, input_shape) -> tuple[dict, dict]:
-    batchnorms = {name for name, module in model.named_modules() if isinstance(module, torch.nn.BatchNorm2d)}
-    entries, state = [], {}
-    for stream, (name, tensor) in enumerate(model.state_dict().items(), start=1):
-        low, high = value_range(name, tensor, batchnorms)
-        dtype = str(tensor.dtype).removeprefix("torch.")
-        entries.append([name, list(tensor.shape), dtype, low, high])
-        state[name] = draw(stream, tuple(tensor.shape), low, high, dtype)
-    digest = hashlib.sha256()
-    for name, tensor in state.items():
-        digest.update(name.encode() + tensor.numpy().tobytes())
+    entries, state, digest = random_state(model)
     manifest = {
         "repository": REPOSITORY, "commit": commit, "license": "BSD-3-Clause", "model": description,
         "generator": "tests/data/pytorch_stacked_hourglass/make_fixture.py", "seed": SEED,
         "checkpoint": {"prefix": "model.module.", "entries": ["state_dict", "optimizer", "epoch"]},
         "input": {"shape": list(input_shape), "layout": "NHWC", "low": 0.0, "high": 1.0, "stream": 0},
-        "state": entries, "sha256": digest.hexdigest(),
+        "state": entries, "sha256": digest,
     }
     return manifest, state
-
-
-def dump(manifest: dict) -> str:
-    """JSON with one state entry a line (small, readable diffs)."""
-    head = json.dumps({k: v for k, v in manifest.items() if k != "state"}, indent=1)[:-2]
-    rows = ",\n".join(json.dumps(entry) for entry in manifest["state"])
-    return f'{head},\n "state": [\n{rows}\n ]\n}}\n'
 
 
 def main() -> None:
