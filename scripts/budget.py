@@ -24,12 +24,15 @@ import argparse
 import json
 import math
 import sys
+import time
 from pathlib import Path
 
 import yaml
 
+from hgstudy.datasets import val_annotations
 from hgstudy.engine.bench import benchmark, machine
 from hgstudy.engine.runtime import resolve_runtime
+from hgstudy.engine.train import train
 from hgstudy.study.configs import variant_config
 from hgstudy.study.params import open_study
 
@@ -39,13 +42,18 @@ DATA_S = 50.0  # the data stage: samples, statistics, baselines on all validatio
 ABLATION_S = 20.0  # the ablation stage: seven claims' bootstraps, the coverage check, figures (measured: 16 s)
 
 
+def with_candidate(candidate: dict) -> dict:
+    """params.yaml with the candidate's settings in place of those of `profiles.cpu.train`."""
+    params = open_study().params
+    cpu = params["profiles"]["cpu"]
+    return {**params, "profiles": {**params["profiles"], "cpu": {**cpu, "train": {**cpu["train"], **candidate}}}}
+
+
 def predict(candidate: dict, seconds: float = 1.0, repeats: int = 3, log=print) -> dict:
-    study = open_study()
-    params = dict(study.params)
-    params["profiles"] = {**params["profiles"], "cpu": {**params["profiles"]["cpu"]}}
-    params["profiles"]["cpu"]["train"] = {**params["profiles"]["cpu"]["train"], **candidate}
-    evaluated = 2958 if params["profiles"]["cpu"]["evaluate"].get("limit") is None else \
-        params["profiles"]["cpu"]["evaluate"]["limit"]
+    params = with_candidate(candidate)
+    limit = params["profiles"]["cpu"]["evaluate"].get("limit")
+    people = len(val_annotations(params["profiles"]["cpu"]["train"]["dataset"]))  # the evaluate stage's people
+    evaluated = people if limit is None else min(limit, people)
     rows, runtime = [], resolve_runtime("cpu", "auto", "auto")
     for variant in params["variants"]:
         c = variant_config(params, variant, 0)
@@ -53,7 +61,7 @@ def predict(candidate: dict, seconds: float = 1.0, repeats: int = 3, log=print) 
         train = benchmark(model, c.batch_size, "train", runtime, data=True, seconds=seconds, repeats=repeats)
         infer = benchmark(model, 64, "infer", runtime, seconds=seconds, repeats=repeats)
         validations = math.ceil(c.steps / c.val_every)
-        forwards = 2 * (validations * (c.val_samples or 2958) + evaluated)
+        forwards = 2 * (validations * min(c.val_samples or people, people) + evaluated)
         run_s = c.steps * c.batch_size / train["images_per_s"] + forwards / infer["images_per_s"] \
             + TRAIN_STAGE_S + EVAL_STAGE_S
         rows.append({"variant": variant, "train_samples_per_s": train["images_per_s"],
@@ -70,13 +78,7 @@ def predict(candidate: dict, seconds: float = 1.0, repeats: int = 3, log=print) 
 
 def accuracy(candidate: dict, variants, seeds, out: Path, log=print) -> list[dict]:
     """Train `variants` x `seeds` under the candidate profile; each run's final validation scores and wall time."""
-    import time
-
-    from hgstudy.engine.train import train
-
-    params = open_study().params
-    params = {**params, "profiles": {**params["profiles"], "cpu": {**params["profiles"]["cpu"], "train": {
-        **params["profiles"]["cpu"]["train"], **candidate}}}}
+    params = with_candidate(candidate)
     rows = []
     for variant in variants:
         for seed in seeds:
