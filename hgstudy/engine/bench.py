@@ -149,7 +149,7 @@ class Workload:
             self.x = runtime.input(self.fixed["image"])
         else:
             runtime.model(model)
-            optimizer = make_optimizer(TrainConfig(**config.model_fields(), lr=2.5e-4), model)
+            optimizer = make_optimizer(TrainConfig(**config.model_fields(), lr=2.5e-4), model, runtime.flat_optimizer)
             self.train_step = TrainStep(compile_model(model, runtime), optimizer, runtime,
                                         [1.0] * (config.stacks + 2 * config.decoder_heads), config.decoder_heads)
 
@@ -204,7 +204,8 @@ def benchmark(config: HourglassConfig, batch: int, mode: str, runtime: Runtime, 
     peak = torch.cuda.max_memory_allocated(runtime.device) / 2**20 if cuda else rss.peak
     base = None
     if baseline:
-        base = Workload(config, batch, mode, Runtime(runtime.device, "fp32", False), fold_bn=False, data=data)
+        plain = Runtime(runtime.device, "fp32", False, flat_optimizer=False)
+        base = Workload(config, batch, mode, plain, fold_bn=False, data=data)
         for _ in range(warmup):
             base.step()
     n_work, n_base = _iterations(work, seconds), _iterations(base, seconds) if base else 0

@@ -36,6 +36,7 @@ class Runtime:
     channels_last: bool
     compile: bool = False
     reason: str = ""  # why these were chosen (for the training log)
+    flat_optimizer: bool = True  # one flat tensor for the optimiser (engine.optim); the plain baseline: foreach
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:

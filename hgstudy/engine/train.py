@@ -125,7 +125,7 @@ class _Run:
         if d.active and config.sync_bn:
             ddp.sync_batchnorm(self.model, runtime.device)
         runtime.model(self.model)
-        self.optimizer = make_optimizer(config, self.model)
+        self.optimizer = make_optimizer(config, self.model, runtime.flat_optimizer)
         self.schedule = LRSchedule(config, self.optimizer)
         self.pending: list[torch.Tensor] = []
         if state:
