@@ -20,6 +20,7 @@ multiply-add, a training sample being 3 forward passes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -38,7 +39,15 @@ from hgstudy.core.fields import arguments_given
 from hgstudy.core.files import write_text
 from hgstudy.datasets import build_dataset
 from hgstudy.engine.config import TrainConfig
-from hgstudy.engine.runtime import Runtime, bf16_supported, compile_model, cpu_capability, resolve_runtime
+from hgstudy.engine.runtime import (
+    Loading,
+    Runtime,
+    bf16_supported,
+    compile_model,
+    cpu_capability,
+    resolve_loading,
+    resolve_runtime,
+)
 from hgstudy.engine.step import Collate, TrainStep, make_optimizer
 from hgstudy.engine.train import train
 from hgstudy.model.network import HourglassConfig, ModelFields, StackedHourglass, fold_batchnorm
@@ -87,13 +96,27 @@ class ForeignLoad:
 
     @staticmethod
     def _mine() -> float:
-        t = os.times()
-        return (t.user + t.system + t.children_user + t.children_system) * os.sysconf("SC_CLK_TCK")
+        t = os.times()  # children_*: those that ended; live ones (data workers) are read from /proc
+        return (t.user + t.system + t.children_user + t.children_system) * os.sysconf("SC_CLK_TCK") + child_ticks()
 
     def fraction(self) -> float:
         t, busy, mine = self.start
         ticks = (self._busy() - busy) - (self._mine() - mine)
         return max(0.0, ticks / os.sysconf("SC_CLK_TCK") / max(time.perf_counter() - t, 1e-9) / self.cpus)
+
+
+def child_ticks() -> int:
+    """CPU clock ticks used so far by this process's live child processes (its data workers), from /proc."""
+    me, total = os.getpid(), 0
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()) if os.path.isdir("/proc") else ():
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()  # after the command name: state, ppid, ...
+        except OSError:
+            continue
+        if int(fields[1]) == me:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total
 
 
 def matmul_gflops(dtype=torch.float32, n: int = 2048, seconds: float = 1.0) -> float:
@@ -131,10 +154,11 @@ class Workload:
     """One model in one runtime, ready to run `step()` (a training step or an inference batch)."""
 
     def __init__(self, config: HourglassConfig, batch: int, mode: str, runtime: Runtime, fold_bn: bool,
-                 data: bool = False):
+                 loading: Loading | None = None):
+        """loading: render mannequin batches as training does (`runtime.resolve_loading`); None: fixed tensors."""
         torch.manual_seed(0)
         model = StackedHourglass(config)
-        self.mode, self.runtime, self.batch = mode, runtime, batch
+        self.mode, self.runtime, self.batch, self.loading = mode, runtime, batch, loading
         shape = (batch, config.joints, config.output_res, config.output_res)
         self.fixed = {"image": torch.rand(batch, 3, config.input_res, config.input_res), "target": torch.rand(shape),
                       "target_weight": torch.ones(batch, config.joints)}
@@ -142,7 +166,7 @@ class Workload:
             side = config.output_res // f
             self.fixed[key], self.fixed[key + "_weight"] = torch.rand(batch, config.joints, side, side), \
                 torch.ones(batch, config.joints)
-        self.batches = iter(self._loader(config, batch)) if data else None
+        self.batches = iter(self._loader(config, batch, loading)) if loading else None
         if mode == "infer":
             model = fold_batchnorm(model) if fold_bn else model.eval()
             self.model = compile_model(runtime.model(model), runtime, inference=True)
@@ -154,13 +178,15 @@ class Workload:
                                         [1.0] * (config.stacks + 2 * config.decoder_heads), config.decoder_heads)
 
     @staticmethod
-    def _loader(config: HourglassConfig, batch: int):
-        """Augmented mannequin training batches rendered in this process (the CPU study's num_workers: 0)."""
+    def _loader(config: HourglassConfig, batch: int, loading: Loading):
+        """Augmented mannequin training batches, rendered in this process or in workers as `loading` says."""
         dataset = build_dataset("mannequin", "train", input_res=config.input_res)
         generator = torch.Generator().manual_seed(0)
         sampler = RandomSampler(dataset, replacement=True, num_samples=10**9, generator=generator)
-        return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=0,
-                          collate_fn=Collate(config.output_res, 1.0, config.decoder_heads))
+        with loading.applied():  # OpenCV's threads as the workers inherit them
+            return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=loading.workers,
+                              persistent_workers=loading.workers > 0,
+                              collate_fn=Collate(config.output_res, 1.0, config.decoder_heads))
 
     def step(self) -> None:
         batch = next(self.batches) if self.batches is not None else self.fixed
@@ -173,11 +199,27 @@ class Workload:
             torch.cuda.synchronize()
 
     def block(self, iterations: int) -> tuple[float, float]:
-        """(images/s, foreign CPU share) of `iterations` steps."""
-        load, start = ForeignLoad(), time.perf_counter()
-        for _ in range(iterations):
-            self.step()
-        return self.batch * iterations / (time.perf_counter() - start), load.fraction()
+        """(images/s, foreign CPU share) of `iterations` steps, with this workload's thread count."""
+        with self.loading.applied() if self.loading else contextlib.nullcontext():
+            load, start = ForeignLoad(), time.perf_counter()
+            for _ in range(iterations):
+                self.step()
+            rate, foreign = self.batch * iterations / (time.perf_counter() - start), load.fraction()
+        self.settle()
+        return rate, foreign
+
+    def settle(self, poll: float = 0.02, limit: float = 5.0) -> None:
+        """Wait until the data workers have rendered their prefetched batches, so that the next block (the
+        other workload's) runs on a quiet machine."""
+        if not (self.loading and self.loading.workers):
+            return
+        before, deadline = child_ticks(), time.perf_counter() + limit
+        while time.perf_counter() < deadline:
+            time.sleep(poll)
+            now = child_ticks()
+            if now == before:
+                return
+            before = now
 
 
 def _iterations(work: Workload, seconds: float) -> int:
@@ -194,8 +236,10 @@ def benchmark(config: HourglassConfig, batch: int, mode: str, runtime: Runtime, 
     cuda = runtime.device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(runtime.device)
+    gflop = summarize(config)["gflops"]
+    loading = resolve_loading("auto", runtime.device, gflop) if data else None
     with PeakRSS() as rss:
-        work = Workload(config, batch, mode, runtime, fold_bn, data)
+        work = Workload(config, batch, mode, runtime, fold_bn, loading)
         start = time.perf_counter()
         work.step()  # compilation, if any, happens here
         first = time.perf_counter() - start
@@ -205,7 +249,8 @@ def benchmark(config: HourglassConfig, batch: int, mode: str, runtime: Runtime, 
     base = None
     if baseline:
         plain = Runtime(runtime.device, "fp32", False, flat_optimizer=False)
-        base = Workload(config, batch, mode, plain, fold_bn=False, data=data)
+        in_process = Loading(0, None, "data in the training process") if data else None
+        base = Workload(config, batch, mode, plain, fold_bn=False, loading=in_process)
         for _ in range(warmup):
             base.step()
     n_work, n_base = _iterations(work, seconds), _iterations(base, seconds) if base else 0
@@ -215,7 +260,7 @@ def benchmark(config: HourglassConfig, batch: int, mode: str, runtime: Runtime, 
         rate, foreign = work.block(n_work)
         blocks.append((pair[0], rate, max(pair[1], foreign)))
     clean = [b for b in blocks if b[-1] < max_foreign] or sorted(blocks, key=lambda b: b[-1])[:repeats]
-    gflop = summarize(config)["gflops"] * (3 if mode == "train" else 1)
+    gflop *= 3 if mode == "train" else 1
     rate = statistics.median(b[1] for b in clean)
     mm32 = matmul_gflops(torch.float32) if runtime.device.type == "cpu" else float("nan")
     result = {
@@ -225,6 +270,7 @@ def benchmark(config: HourglassConfig, batch: int, mode: str, runtime: Runtime, 
         "images_per_s": rate, "gflop_per_image": gflop, "gflops": rate * gflop, "peak_mem_mb": peak,
         "first_step_s": first, "blocks": len(blocks), "clean_blocks": sum(b[-1] < max_foreign for b in blocks),
         "foreign_cpu_share": [round(b[-1], 3) for b in clean], "matmul_fp32_gflops": mm32,
+        "loading": loading.reason if loading else None, "runtime": runtime.reason,
         "matmul_fp32_share": rate * gflop / mm32, "machine": machine(),
     }
     if runtime.device.type == "cpu" and bf16_supported(runtime.device):
@@ -294,7 +340,7 @@ def main(args) -> None:
                   f"(mean {statistics.mean(values):.2f})")
         return
     cl = "auto" if args.channels_last is None else args.channels_last
-    runtime = resolve_runtime(args.device, args.precision, cl, args.compile)
+    runtime = resolve_runtime(args.device, args.precision, cl, args.compile, summarize(config)["gflops"])
     r = benchmark(config, args.batch, args.mode, runtime, baseline=args.baseline, data=args.data,
                   fold_bn=not args.no_fold_bn, repeats=args.repeats, warmup=args.warmup, seconds=args.seconds,
                   max_foreign=args.max_foreign)
@@ -303,6 +349,7 @@ def main(args) -> None:
     what = f"{args.mode} {config.stacks}x{config.modules} F{config.features} {config.input_res}px batch {args.batch}"
     print(f"{what}, {runtime.describe()}{', BN folded' if r['fold_bn'] else ''}{', with data' if args.data else ''}")
     print(f"machine       {r['machine']['cpu']}, {r['machine']['uses']}, {r['machine']['torch_threads']} threads")
+    print(f"chosen        {r['runtime']}" + (f"; {r['loading']}" if r["loading"] else ""))
     print(f"images/s      {r['images_per_s']:.2f}  (median of {r['clean_blocks']} clean of {r['blocks']} blocks)")
     share = f"{100 * r['matmul_fp32_share']:.0f}% of the fp32 matmul rate ({r['matmul_fp32_gflops']:.0f} GFLOP/s)"
     if "matmul_bf16_share" in r:

@@ -60,7 +60,8 @@ class TrainConfig(ModelFields):
     compile: bool = setting(False, "torch.compile the training step")
     device: Literal["auto", "cpu", "cuda"] = setting("auto", "where to train")
     sync_bn: bool = setting(True, "BatchNorm statistics over the global batch under torchrun")
-    num_workers: int = setting(0, "data-loading processes per training process", minimum=0, maximum=256)
+    num_workers: int | Literal["auto"] = setting("auto", "data-loading processes per training process (auto: "
+                                                 "engine.runtime.resolve_loading)", minimum=0, maximum=256)
     val_every: int = setting(8000, "validate every N steps (and at the end)", minimum=1)
     val_samples: int | None = setting(None, "validate on the first N people (null = all)", minimum=1)
     val_flip: bool = setting(False, "flip test during training-time validation")

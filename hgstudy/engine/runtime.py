@@ -5,12 +5,18 @@ One `Runtime` says how a model runs; training, evaluation and the model benchmar
 - device auto: CUDA when available (the process's LOCAL_RANK under torchrun), else the CPU;
 - precision auto: bf16 autocast where the hardware has bf16 matrix units (CUDA with bf16 support, CPUs with
   AVX512-BF16 or AMX through oneDNN: about 2x fp32 there), fp32 otherwise (AVX2-only and plain AVX-512 CPUs,
-  where bf16 is emulated and slower than fp32). Autocast keeps weights, optimiser state, BatchNorm statistics
-  and the loss in fp32; only convolutions and matmuls run in bf16;
+  where bf16 is emulated and slower than fp32), and fp32 on a CPU for a small network (`small_network`), whose
+  step is bound by the fixed cost of its thousands of operations, to which bf16 only adds casts (measured on
+  a Zen 4 with AVX512-BF16: the CPU study's 8 x 1 network trains at 57 samples/s in bf16, 65 in fp32).
+  Autocast keeps weights, optimiser state, BatchNorm statistics and the loss in fp32; only convolutions and
+  matmuls run in bf16;
 - channels_last auto: on (oneDNN's and cuDNN's fast kernels are NHWC; on a 2-core AVX2 CPU fp32 training of
   the CPU-profile networks is about 1.3x faster in channels_last, bf16 about 2x: benchmarks/model_cpu.json);
-- torch.compile: only when asked for (on the CPU it compiles for about a minute per network and shape and,
-  measured, trains no faster than the eager step here).
+- torch.compile: only when asked for, never by auto (on the CPU it compiles for minutes per network and, measured,
+  trains slower than the eager step: Inductor's channels_last BatchNorm+ReLU is 6x slower than eager's here);
+- CPU threads and data workers (`resolve_loading`): a small network on a CPU trains almost as fast on one
+  thread as on two, so auto gives the data (rendering mannequins, decoding images) a worker process of its own
+  and torch the other cores; a larger network keeps every core and loads data in the training process.
 `Runtime.reason` says why, for the training log.
 """
 
@@ -20,6 +26,7 @@ import contextlib
 import os
 from dataclasses import dataclass
 
+import cv2
 import torch
 from torch import nn
 
@@ -85,11 +92,22 @@ def bf16_supported(device: torch.device) -> bool:
     return False
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
+# Forward GFLOP per sample below which a network counts as small on a CPU: its training step is bound by the
+# fixed cost per operation, not by arithmetic (measured on a 2-core AVX2 CPU: 8 x 1 networks of 0.07 GFLOP train
+# at 1.05x on two threads than on one, of 0.22 and 0.9 GFLOP at 1.25-1.5x; benchmarks/cpu/*/loading.json).
+SMALL_NETWORK_GFLOP = 0.12
+
+
+def small_network(gflop: float | None) -> bool:
+    return gflop is not None and gflop < SMALL_NETWORK_GFLOP
+
+
+def resolve_precision(precision: str, device: torch.device, gflop: float | None = None) -> str:
+    """`gflop`: the network's forward GFLOP per sample, if known (a small one stays fp32 on a CPU)."""
     if precision not in PRECISIONS:
         raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "auto":
-        return "bf16" if bf16_supported(device) else "fp32"
+        return "bf16" if bf16_supported(device) and not (device.type == "cpu" and small_network(gflop)) else "fp32"
     if precision == "bf16" and not bf16_supported(device):
         raise UserError(f"precision bf16 was asked for, but {device} has no native bf16 support; use fp32 or auto")
     return precision
@@ -112,14 +130,20 @@ def cpu_capability() -> str:
 
 
 def resolve_runtime(device: str = "auto", precision: str = "auto", channels_last="auto",
-                    compile: bool = False) -> Runtime:
+                    compile: bool = False, gflop: float | None = None) -> Runtime:
+    """`gflop`: the network's forward GFLOP per sample (`model.size.summarize`), for the choices that depend on
+    its size."""
     dev = resolve_device(device)
-    prec = resolve_precision(precision, dev)
+    prec = resolve_precision(precision, dev, gflop)
     if dev.type == "cuda":
         why = f"CUDA {torch.cuda.get_device_name(dev)}" + (", bf16 supported" if prec == "bf16" else "")
     else:
         why = f"CPU {cpu_capability()}"
-    chosen = [f"precision {prec} ({'auto' if precision == 'auto' else 'asked for'})",
+    how = "asked for"
+    if precision == "auto":
+        small = dev.type == "cpu" and bf16_supported(dev) and small_network(gflop)
+        how = f"auto: a small network, {gflop:.2f} GFLOP a sample, runs no faster in bf16" if small else "auto"
+    chosen = [f"precision {prec} ({how})",
               f"channels_last {resolve_channels_last(channels_last)} ({channels_last})"]
     return Runtime(dev, prec, resolve_channels_last(channels_last), bool(compile), f"{why}: {', '.join(chosen)}")
 
@@ -139,3 +163,55 @@ def compile_model(model: nn.Module, runtime: Runtime, inference: bool = False) -
         return torch.compile(model)
     except Exception as exc:  # missing compiler, unsupported platform
         raise UserError(f"torch.compile failed ({type(exc).__name__}: {exc}); run without compile") from exc
+
+
+@dataclass(frozen=True)
+class Loading:
+    """How a CPU's cores are shared: `workers` data-loading processes, `threads` for torch (None: its default)."""
+
+    workers: int
+    threads: int | None
+    reason: str
+
+    @contextlib.contextmanager
+    def applied(self):
+        """torch's thread count (and OpenCV's, for worker processes) set while the context runs, then restored."""
+        torch_threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        if self.workers:
+            cv2.setNumThreads(1)  # forked workers inherit it (calling it inside a forked worker can hang)
+        try:
+            yield self
+        finally:
+            torch.set_num_threads(torch_threads)
+            cv2.setNumThreads(cv2_threads)
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def resolve_loading(num_workers, device: torch.device, gflop: float | None, processes: int = 1) -> Loading:
+    """num_workers auto: on a CPU with 2+ cores a small network gets one data worker and the other cores
+    (its step gains little from a second thread, the data a whole core); otherwise data loads in the training
+    process on a CPU, and on a GPU in up to 8 workers. An explicit count is kept, with torch's default threads.
+    `processes`: training processes on this machine (torchrun); several on a CPU load their own data."""
+    if num_workers != "auto":
+        if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
+            raise UserError(f"num_workers must be auto or a count >= 0, got {num_workers!r}")
+        return Loading(num_workers, None, f"{num_workers} data workers (asked for)")
+    cores = usable_cores()
+    if device.type == "cpu" and processes > 1:
+        return Loading(0, None, f"data in each of the {processes} training processes (auto)")
+    if device.type == "cuda":
+        workers = min(8, max(1, cores - 1))
+        return Loading(workers, None, f"{workers} data workers (auto: {cores} CPU cores for a GPU)")
+    if cores >= 2 and small_network(gflop):
+        threads = f"{cores - 1} torch thread{'s' if cores > 2 else ''}"
+        return Loading(1, cores - 1, f"1 data worker and {threads} (auto: a small network, {gflop:.2f} GFLOP a "
+                                     "sample, gains little from more threads)")
+    return Loading(0, None, f"data in the training process, {torch.get_num_threads()} torch threads (auto)")

@@ -13,6 +13,7 @@ of another configuration is refused. The final weights also go to `<out>/model.p
 from __future__ import annotations
 
 import math
+import os
 import random
 import sys
 import time
@@ -29,10 +30,11 @@ from hgstudy.engine import distributed as ddp
 from hgstudy.engine.config import TrainConfig, add_config_arguments, config_from_args
 from hgstudy.engine.evaluate import InMemory, predict, score
 from hgstudy.engine.runlog import Progress, RunLog
-from hgstudy.engine.runtime import Runtime, compile_model, resolve_runtime
+from hgstudy.engine.runtime import Loading, Runtime, compile_model, resolve_loading, resolve_runtime
 from hgstudy.engine.step import Collate, LRSchedule, TrainStep, loss_weights, make_optimizer
 from hgstudy.model.checkpoint import load_state, non_finite, read_checkpoint, save_checkpoint
 from hgstudy.model.network import StackedHourglass, fold_batchnorm
+from hgstudy.model.size import summarize
 
 CHECKPOINT, FINAL = "checkpoint.pt", "model.pt"
 VAL_IN_MEMORY = 256 * 2**20  # bytes of float32 validation images kept in memory (the CPU profile: 49 MB)
@@ -96,19 +98,24 @@ def last_good_checkpoint(path: Path) -> str:
 # ---------------------------------------------------------------------------------------------- the loop
 def train(config: TrainConfig, out, *, progress: bool = True) -> dict:
     """Train (or resume) into `out`; returns the latest metrics (on rank 0; {} on other ranks)."""
-    runtime = resolve_runtime(config.device, config.precision, config.channels_last, config.compile)
+    gflop = summarize(config.model_config())["gflops"]
+    runtime = resolve_runtime(config.device, config.precision, config.channels_last, config.compile, gflop)
     started_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
     d = ddp.init_distributed(runtime.device)
+    loading = resolve_loading(config.num_workers, runtime.device, gflop, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
     try:
-        return _Run(config, Path(out), runtime, d, Progress(progress and d.main)).run()
+        with loading.applied():
+            return _Run(config, Path(out), runtime, loading, d, Progress(progress and d.main)).run()
     finally:
         if started_group:
             ddp.shutdown(d)
 
 
 class _Run:
-    def __init__(self, config: TrainConfig, out: Path, runtime: Runtime, d: ddp.Dist, progress: Progress):
+    def __init__(self, config: TrainConfig, out: Path, runtime: Runtime, loading: Loading, d: ddp.Dist,
+                 progress: Progress):
         self.config, self.out, self.runtime, self.d, self.progress = config, out, runtime, d, progress
+        self.loading = loading
         if runtime.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         check_writable(out)  # a read-only, unwritable or full folder fails now, before anything is built
@@ -144,7 +151,7 @@ class _Run:
         self.weights = self.train_step.weights
         self.metric = dataset_spec(config.dataset).metric
         self.mark = (time.perf_counter(), self.step)
-        self.progress.print(f"runtime: {runtime.describe()} ({runtime.reason})")
+        self.progress.print(f"runtime: {runtime.describe()} ({runtime.reason}); {loading.reason}")
 
     def run(self) -> dict:
         c = self.config
@@ -159,8 +166,8 @@ class _Run:
             if hasattr(self.train_set, "set_epoch"):
                 self.train_set.set_epoch(epoch)
             sampler = ddp.StepBatchSampler(len(self.train_set), c.batch_size, c.seed, epoch, self.d, first)
-            loader = DataLoader(self.train_set, batch_sampler=sampler, num_workers=c.num_workers, collate_fn=collate,
-                                pin_memory=self.runtime.device.type == "cuda")
+            loader = DataLoader(self.train_set, batch_sampler=sampler, num_workers=self.loading.workers,
+                                collate_fn=collate, pin_memory=self.runtime.device.type == "cuda")
             for batch in loader:
                 self.pending.append(self.train_step(batch))
                 self.step += 1
