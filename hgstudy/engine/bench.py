@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -147,7 +148,21 @@ def machine() -> dict:
     wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
     caps = {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if os.environ.get(k)}
     return {"cpu": model, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "flags": sorted(
-        f for f in flags if f in wanted), "capped": caps, "uses": cpu_capability(), "torch": torch.__version__}
+        f for f in flags if f in wanted), "capped": caps, "uses": cpu_capability(), "torch": torch.__version__,
+        "hgstudy_commit": source_commit()}
+
+
+def source_commit() -> str | None:
+    """The git commit of the hgstudy checkout that measured ("+changes" if it had uncommitted ones), if any."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+changes" if dirty else "")
 
 
 class Workload:
