@@ -269,15 +269,19 @@ def benchmark(config: HourglassConfig, batch: int, mode: str, runtime: Runtime, 
         for _ in range(warmup):
             base.step()
     n_work, n_base = _iterations(work, seconds), _iterations(base, seconds) if base else 0
+    # The matmul rate is measured after every pair too: on a shared machine it drifts (seen here: 106 to 171
+    # GFLOP/s within minutes), so each block is set against the rate of its own moment.
+    cpu = runtime.device.type == "cpu"
     blocks, deadline = [], time.perf_counter() + (budget_s or 20 * seconds * repeats)
     while sum(b[-1] < max_foreign for b in blocks) < repeats and time.perf_counter() < deadline:
         pair = base.block(n_base) if base else (float("nan"), 0.0)
         rate, foreign = work.block(n_work)
-        blocks.append((pair[0], rate, max(pair[1], foreign)))
+        mm = matmul_gflops(torch.float32, seconds=0.3) if cpu else float("nan")
+        blocks.append((pair[0], rate, mm, max(pair[1], foreign)))
     clean = [b for b in blocks if b[-1] < max_foreign] or sorted(blocks, key=lambda b: b[-1])[:repeats]
     gflop *= 3 if mode == "train" else 1
     rate = statistics.median(b[1] for b in clean)
-    mm32 = matmul_gflops(torch.float32) if runtime.device.type == "cpu" else float("nan")
+    mm32 = statistics.median(b[2] for b in clean)
     result = {
         "mode": mode, "batch": batch, "device": str(runtime.device), "precision": runtime.precision,
         "channels_last": runtime.channels_last, "compile": runtime.compile, "data": data,
@@ -286,7 +290,9 @@ def benchmark(config: HourglassConfig, batch: int, mode: str, runtime: Runtime, 
         "first_step_s": first, "blocks": len(blocks), "clean_blocks": sum(b[-1] < max_foreign for b in blocks),
         "foreign_cpu_share": [round(b[-1], 3) for b in clean], "matmul_fp32_gflops": mm32,
         "loading": loading.reason if loading else None, "runtime": runtime.reason,
-        "matmul_fp32_share": rate * gflop / mm32, "machine": machine(),
+        "matmul_fp32_share": statistics.median(b[1] * gflop / b[2] for b in clean),
+        "matmul_fp32_share_range": [min(b[1] * gflop / b[2] for b in clean), max(b[1] * gflop / b[2] for b in clean)],
+        "machine": machine(),
     }
     if runtime.device.type == "cpu" and bf16_supported(runtime.device):
         result["matmul_bf16_gflops"] = mm16 = matmul_gflops(torch.bfloat16)

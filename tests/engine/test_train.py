@@ -187,7 +187,8 @@ def test_model_benchmark_reports_speed_memory_the_baseline_and_the_matmul_share(
         low, high = r["speedup_range"]
         assert low <= r["speedup"] <= high  # the median of the two paired ratios lies between them
         assert r["gflops"] == pytest.approx(r["images_per_s"] * r["gflop_per_image"])
-        assert r["matmul_fp32_share"] == pytest.approx(r["gflops"] / r["matmul_fp32_gflops"])
+        low, high = r["matmul_fp32_share_range"]  # each block against the matmul rate measured right after it
+        assert 0 < low <= r["matmul_fp32_share"] <= high and r["matmul_fp32_gflops"] > 1
         assert r["data"] is data
         assert "avx2" in r["machine"]["flags"] or r["machine"]["flags"] == []
 
