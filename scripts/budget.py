@@ -33,6 +33,7 @@ from hgstudy.datasets import val_annotations
 from hgstudy.engine.bench import benchmark, machine
 from hgstudy.engine.runtime import resolve_runtime
 from hgstudy.engine.train import train
+from hgstudy.model.size import summarize
 from hgstudy.study.configs import variant_config
 from hgstudy.study.params import open_study
 
@@ -54,10 +55,11 @@ def predict(candidate: dict, seconds: float = 1.0, repeats: int = 3, log=print) 
     limit = params["profiles"]["cpu"]["evaluate"].get("limit")
     people = len(val_annotations(params["profiles"]["cpu"]["train"]["dataset"]))  # the evaluate stage's people
     evaluated = people if limit is None else min(limit, people)
-    rows, runtime = [], resolve_runtime("cpu", "auto", "auto")
+    rows = []
     for variant in params["variants"]:
         c = variant_config(params, variant, 0)
         model = c.model_config()
+        runtime = resolve_runtime("cpu", c.precision, c.channels_last, gflop=summarize(model)["gflops"])
         train = benchmark(model, c.batch_size, "train", runtime, data=True, seconds=seconds, repeats=repeats)
         infer = benchmark(model, 64, "infer", runtime, seconds=seconds, repeats=repeats)
         validations = math.ceil(c.steps / c.val_every)

@@ -21,6 +21,7 @@ from hgstudy.datasets import build_dataset, dataset_spec, val_annotations
 from hgstudy.engine.runtime import Runtime, compile_model, resolve_runtime
 from hgstudy.model.checkpoint import model_from_checkpoint, read_checkpoint
 from hgstudy.model.network import fold_batchnorm
+from hgstudy.model.size import summarize
 from hgstudy.scoring import metrics
 from hgstudy.scoring.annotations import Annotations
 from hgstudy.scoring.decode import argmax_quarter, flip_average, to_image_coords
@@ -188,7 +189,7 @@ def evaluate_checkpoint(checkpoint, *, dataset: str | None = None, split: str = 
                          options=trained.get("data_options"))
     if limit:
         data = Subset(data, range(min(limit, len(data))))
-    runtime = resolve_runtime(device, precision, "auto", compile)
+    runtime = resolve_runtime(device, precision, "auto", compile, summarize(model.config)["gflops"])
     fast = compile_model(runtime.model(fold_batchnorm(model)), runtime, inference=True)
     p = predict(fast, data, runtime, flip=flip, batch_size=batch_size, num_workers=num_workers)
     return Evaluation(model, name, split, data_root, data, runtime, p)

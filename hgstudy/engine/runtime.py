@@ -93,8 +93,8 @@ def bf16_supported(device: torch.device) -> bool:
 
 
 # Forward GFLOP per sample below which a network counts as small on a CPU: its training step is bound by the
-# fixed cost per operation, not by arithmetic (measured on a 2-core AVX2 CPU: 8 x 1 networks of 0.07 GFLOP train
-# at 1.05x on two threads than on one, of 0.22 and 0.9 GFLOP at 1.25-1.5x; benchmarks/cpu/*/loading.json).
+# fixed cost per operation, not by arithmetic (measured on a 2-core AVX2 CPU, benchmarks/cpu/avx2/loading.json:
+# two threads train an 8 x 1 network of 0.07 GFLOP 1.0-1.12x as fast as one, of 0.22 GFLOP 1.2x, of 0.9 1.4-1.5x).
 SMALL_NETWORK_GFLOP = 0.12
 
 
@@ -176,16 +176,26 @@ class Loading:
     @contextlib.contextmanager
     def applied(self):
         """torch's thread count (and OpenCV's, for worker processes) set while the context runs, then restored."""
-        torch_threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
+        cv2_threads = cv2.getNumThreads()
         if self.workers:
             cv2.setNumThreads(1)  # forked workers inherit it (calling it inside a forked worker can hang)
         try:
-            yield self
+            with torch_threads(self.threads):
+                yield self
         finally:
-            torch.set_num_threads(torch_threads)
             cv2.setNumThreads(cv2_threads)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None):
+    """torch's intra-op thread count set to `count` (None: unchanged) while the context runs, then restored."""
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def usable_cores() -> int:

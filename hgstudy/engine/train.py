@@ -30,7 +30,15 @@ from hgstudy.engine import distributed as ddp
 from hgstudy.engine.config import TrainConfig, add_config_arguments, config_from_args
 from hgstudy.engine.evaluate import InMemory, predict, score
 from hgstudy.engine.runlog import Progress, RunLog
-from hgstudy.engine.runtime import Loading, Runtime, compile_model, resolve_loading, resolve_runtime
+from hgstudy.engine.runtime import (
+    Loading,
+    Runtime,
+    compile_model,
+    resolve_loading,
+    resolve_runtime,
+    torch_threads,
+    usable_cores,
+)
 from hgstudy.engine.step import Collate, LRSchedule, TrainStep, loss_weights, make_optimizer
 from hgstudy.model.checkpoint import load_state, non_finite, read_checkpoint, save_checkpoint
 from hgstudy.model.network import StackedHourglass, fold_batchnorm
@@ -247,8 +255,10 @@ class _Run:
             plain = StackedHourglass(self.config.model_config())
             plain.load_state_dict(self.model.state_dict())
             model = self.runtime.model(fold_batchnorm(plain))
-            p = predict(model, self.val_set, self.runtime, flip=self.config.val_flip,
-                        batch_size=2 * self.config.batch_size)
+            # every core: the data worker (if any) is idle now, and inference does gain from a second thread
+            with torch_threads(usable_cores() if self.loading.threads else None):
+                p = predict(model, self.val_set, self.runtime, flip=self.config.val_flip,
+                            batch_size=2 * self.config.batch_size)
             scores = score(p)
             value = scores[self.metric]
             self.log.log_val({"step": self.step, **scores})
