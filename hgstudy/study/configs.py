@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from hgstudy.core.errors import UserError
 from hgstudy.engine.config import TrainConfig, load_config
-from hgstudy.study.params import Study, read_study
+from hgstudy.study.params import Study, check_name, read_study
 
 
 def variant_config(params: dict, variant: str, seed: int, overrides: dict | None = None) -> TrainConfig:
+    if check_name(variant, "variant") not in params["models"]:
+        raise UserError(f"variant: {variant!r} names no model; defined in params.yaml models: "
+                        f"{', '.join(params['models'])}")
     profile = params["profile"]
     return load_config(params, [f"profiles.{profile}.train", f"models.{variant}"],
                        {"seed": seed, **(overrides or {})})

@@ -13,6 +13,7 @@ offline and on any code host.
 from __future__ import annotations
 
 import argparse
+import ast
 import logging
 import re
 import sys
@@ -44,8 +45,58 @@ def to_html(notebook: Path, html: Path) -> Path:
     return write_text(html, re.sub(r'<script src=""></script>\s*', "", body))
 
 
+TYPES = {"int": int, "float": float, "str": str, "bool": bool, "dict": dict, "list": list, "None": type(None)}
+
+
+def _types(annotation: ast.expr) -> set[type]:
+    """The types of an annotation written as `int`, `list[int]`, `int | None`, ..."""
+    if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
+        return _types(annotation.left) | _types(annotation.right)
+    if isinstance(annotation, ast.Subscript):
+        return _types(annotation.value)
+    none = isinstance(annotation, ast.Constant) and annotation.value is None
+    name = "None" if none else getattr(annotation, "id", "")
+    if name not in TYPES:
+        raise UserError(f"parameter annotation {ast.unparse(annotation)!r}: use {', '.join(TYPES)} joined by |")
+    return {TYPES[name]}
+
+
+def declared_parameters(notebook) -> dict[str, set[type]]:
+    """{name: accepted types} of a notebook's cell tagged `parameters`: a name's annotation (`n: int | None = 3`),
+    else the type of its default."""
+    cells = nbformat.read(notebook, as_version=4).cells
+    cell = next((c for c in cells if "parameters" in c.metadata.get("tags", [])), None)
+    if cell is None:
+        raise UserError(f"{notebook} has no cell tagged 'parameters'")
+    declared = {}
+    for node in ast.parse(cell.source).body:
+        if isinstance(node, ast.AnnAssign):
+            declared[node.target.id] = _types(node.annotation)
+        elif isinstance(node, ast.Assign):
+            declared[node.targets[0].id] = {type(ast.literal_eval(node.value))}
+    return declared
+
+
+def _accepts(types: set[type], value) -> bool:
+    if isinstance(value, bool):  # a bool is an int to isinstance, never to a notebook
+        return bool in types
+    return isinstance(value, tuple(types)) or (float in types and isinstance(value, int))
+
+
+def check_parameters(notebook, parameters: dict) -> None:
+    """Each parameter must be one the notebook declares, of its type (the string "false" is not a bool)."""
+    declared = declared_parameters(notebook)
+    for name, value in parameters.items():
+        if name not in declared:
+            raise UserError(f"parameter {name}: {notebook} has no such parameter; it has {', '.join(declared)}")
+        if not _accepts(declared[name], value):
+            kinds = " or ".join(t.__name__.replace("NoneType", "null") for t in declared[name])
+            raise UserError(f"parameter {name}: must be {kinds}, got {value!r} ({type(value).__name__})")
+
+
 def run(notebook, output, parameters: dict, html=None, timeout: int | None = 7200) -> Path:
     """Execute `notebook` into `output` with `parameters` (papermill), then write its HTML copy to `html`."""
+    check_parameters(notebook, parameters)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)

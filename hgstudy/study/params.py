@@ -10,6 +10,7 @@ builds and checks each run's training configuration.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from hgstudy.core.errors import UserError
@@ -17,6 +18,17 @@ from hgstudy.core.fields import read_params
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILES = ("cpu", "paper")
+# Variant names become run keys, stage names, folders and command-line words: nothing a shell or a path reads
+# specially (no quotes, `$`, `/`, spaces, leading `-` or `.`).
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
+NAME_RULE = "letters, digits, '_' and '-' (not first), at most 64 characters"
+
+
+def check_name(name, key: str) -> str:
+    """`name` if it is a safe variant name; else a UserError naming `key` and the rule."""
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise UserError(f"{key}: {name!r} is not a valid name: use {NAME_RULE} (it names folders and pipeline stages)")
+    return name
 
 
 def _names(data: dict, key: str, models: dict, allow_empty: bool) -> list:
@@ -54,6 +66,7 @@ def read_study(params=None) -> dict:
     if not isinstance(models, dict) or not models:
         raise UserError(f"params.yaml models: must map variant names to their settings, got {models!r}")
     for name, values in models.items():
+        check_name(name, f"params.yaml models.{name!r}")
         if not isinstance(values, dict):
             raise UserError(f"params.yaml models.{name}: must be a mapping of settings, got {values!r}")
     _names(data, "variants", models, allow_empty=False)
@@ -68,7 +81,7 @@ def read_study(params=None) -> dict:
 
 
 def run_name(variant: str, seed: int) -> str:
-    return f"{variant}-{seed}"  # DVC's matrix key for (variant, seed)
+    return f"{check_name(variant, 'variant')}-{seed}"  # DVC's matrix key for (variant, seed)
 
 
 def runs(params: dict) -> list[tuple[str, int]]:

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hgstudy.study.params import ROOT, run_name, runs
+from hgstudy.study.notebooks import check_parameters
+from hgstudy.study.params import ROOT, Study, run_name, runs
+from hgstudy.study.stages import arguments, notebook_calls
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,8 @@ def notebook_parameters(path) -> set[str]:
     cells = json.loads(path.read_text())["cells"]
     cell = next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
     tree = ast.parse("".join(cell["source"]))
-    return {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets}
+    return ({t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets}
+            | {node.target.id for node in tree.body if isinstance(node, ast.AnnAssign)})
 
 
 def pipeline_stages(tmp_path, params: dict) -> dict:
@@ -46,22 +49,13 @@ def pipeline_stages(tmp_path, params: dict) -> dict:
         return {stage.name: stage for stage in repo.index.stages}
 
 
-def papermill_calls(stage) -> list[tuple[str, dict]]:
-    """(notebook, {parameter: value}) of each notebook run of a stage (`hgstudy.study.notebooks`, -p and -y)."""
-    calls = []
-    for cmd in [stage.cmd] if isinstance(stage.cmd, str) else stage.cmd:
-        words = shlex.split(cmd)
-        if "hgstudy.study.notebooks" not in words:
-            continue
-        notebook = words[words.index("hgstudy.study.notebooks") + 1]
-        values = {}
-        for i, w in enumerate(words):
-            if w == "-p":
-                values[words[i + 1]] = yaml.safe_load(words[i + 2])
-            elif w == "-y":
-                values.update(yaml.safe_load(words[i + 1]))
-        calls.append((notebook, values))
-    return calls
+def papermill_calls(stage, params: dict) -> list[tuple[str, dict]]:
+    """(notebook, {parameter: value}) of each notebook a stage runs: its command read as hgstudy.study.stages
+    reads it."""
+    words = shlex.split(stage.cmd)
+    args = arguments().parse_args(words[words.index("hgstudy.study.stages") + 1:])
+    calls = notebook_calls(Study(ROOT, params), args.stage, args.variant, args.seed)
+    return [(notebook, values) for notebook, _, _, values in calls]
 
 
 def test_every_stage_passes_only_parameters_its_notebook_declares(tmp_path, params):
@@ -69,13 +63,14 @@ def test_every_stage_passes_only_parameters_its_notebook_declares(tmp_path, para
     stages = pipeline_stages(tmp_path, paper)
     assert {"data", "ablations", "flic@s8x1", "train@s8x1-0", "evaluate@s8x1-0"} <= set(stages)
     for name, stage in stages.items():
-        calls = papermill_calls(stage)
+        calls = papermill_calls(stage, paper)
         assert calls, name
         for notebook, values in calls:
             unknown = set(values) - notebook_parameters(ROOT / notebook)
             assert not unknown, f"{name}: {notebook} has no parameters {unknown}"
+            check_parameters(ROOT / notebook, values)  # and each of the type its notebook declares
     # The FLIC stage trains on FLIC into the run folder that its FLIC notebook then scores.
-    (train_nb, train), (flic_nb, flic) = papermill_calls(stages["flic@s8x1"])
+    (train_nb, train), (flic_nb, flic) = papermill_calls(stages["flic@s8x1"], paper)
     assert (train_nb, flic_nb) == ("notebooks/20_train.ipynb", "notebooks/50_flic.ipynb")
     assert train["overrides"] == {"dataset": "flic"} and train["run"] == flic["run"] == "runs/flic-s8x1"
     # The default study has no FLIC stage.
@@ -128,13 +123,14 @@ def is_docstring_only(path) -> bool:
 def test_each_stage_depends_on_the_package_files_its_notebooks_import_and_not_on_all_of_it(tmp_path, params):
     """A stage re-runs when code it runs changes, and only then (a renderer change does not re-run the ablation;
     an ablation change does not retrain)."""
-    stages = pipeline_stages(tmp_path, dict(params, profile="paper", flic=["s8x1"]))
+    paper = dict(params, profile="paper", flic=["s8x1"])
+    stages = pipeline_stages(tmp_path, paper)
     for name, stage in stages.items():
         deps = [str(Path(d.def_path)) for d in stage.deps if not hasattr(d, "params")]
         assert "hgstudy" not in deps, f"{name} depends on the whole package"
         needed = set()
-        for notebook, _ in papermill_calls(stage):  # the runner's own imports, then the notebook's
-            needed |= imported_files(("import hgstudy.study.notebooks", *notebook_imports(ROOT / notebook)))
+        for notebook, _ in papermill_calls(stage, paper):  # the runner's own imports, then the notebook's
+            needed |= imported_files(("import hgstudy.study.stages", *notebook_imports(ROOT / notebook)))
         uncovered = sorted(f for f in needed if not any(f == d or f.startswith(d + "/") for d in deps)
                            and not (Path(f).name == "__init__.py" and is_docstring_only(ROOT / f)))
         assert not uncovered, f"{name} imports {uncovered} but does not depend on them"

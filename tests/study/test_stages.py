@@ -1,0 +1,120 @@
+"""Hostile parameters: names that would reach a shell or a path, notebook parameters of the wrong type."""
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hgstudy.core.errors import UserError
+from hgstudy.study.configs import variant_config
+from hgstudy.study.notebooks import check_parameters
+from hgstudy.study.notebooks import main as notebooks_main
+from hgstudy.study.params import ROOT, Study, read_study
+from hgstudy.study.stages import notebook_calls
+
+PAYLOADS = ["x$(touch PWNED)", "x'$(touch PWNED)'", 'x"; touch PWNED; "', "x`touch PWNED`", "a b", "../escape",
+            "-rf", "x\ny"]
+
+
+@pytest.fixture
+def params():
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def with_variant(params: dict, name: str) -> dict:
+    return {**params, "models": {**params["models"], name: {"stacks": 1, "modules": 1}}, "variants": [name],
+            "seeds": [0]}
+
+
+@pytest.mark.parametrize("name", PAYLOADS)
+def test_a_name_that_a_shell_or_a_path_would_read_is_refused_naming_the_key_and_the_rule(params, name):
+    with pytest.raises(UserError, match=r"models\..*is not a valid name: use letters, digits, '_' and '-'"):
+        read_study(with_variant(params, name))
+    with pytest.raises(UserError, match=r"variant: .* is not a valid name"):
+        variant_config(params, name, 0)
+
+
+def test_a_variant_that_names_no_model_is_refused(params):
+    with pytest.raises(UserError, match="variant: 'nope' names no model"):
+        variant_config(params, "nope", 0)
+
+
+@pytest.mark.parametrize("name", PAYLOADS[:5])
+def test_dvc_passes_every_name_to_the_stage_command_as_one_quoted_word(tmp_path, params, name):
+    """What DVC expands from dvc.yaml: the shell would split the command back into these exact words."""
+    from tests.study.test_pipeline import pipeline_stages
+
+    stages = pipeline_stages(tmp_path, with_variant(params, name))
+    for kind in ("train", "evaluate"):
+        words = shlex.split(stages[f"{kind}@{name}-0"].cmd)
+        assert words[-5:] == [kind, "--variant", name, "--seed", "0"], words
+    assert all("PWNED" not in stage.cmd.replace(shlex.quote(name), "") for stage in stages.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["x$(touch PWNED)", "x'$(touch PWNED)'"])
+def test_dvc_repro_of_a_payload_named_stage_creates_no_file(tmp_path, params, name):
+    """The reproduction: `dvc repro --single-item 'train@x$(touch PWNED)-0'` ran the payload in a shell."""
+    for path in ("hgstudy", "notebooks"):
+        (tmp_path / path).symlink_to(ROOT / path)
+    (tmp_path / "results/data").mkdir(parents=True)
+    (tmp_path / "results/data/metrics.json").write_text("{}")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(with_variant(params, name)))
+    (tmp_path / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1"}
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True, env=env)
+    done = subprocess.run([sys.executable, "-m", "dvc", "repro", "--single-item", f"train@{name}-0"], cwd=tmp_path,
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode != 0
+    assert f"--variant: {name!r}" in done.stderr + done.stdout  # the name arrived as one literal word
+    assert not list(tmp_path.rglob("PWNED")) and not (ROOT / "PWNED").exists()
+
+
+def test_each_stage_derives_its_paths_from_a_run_of_params(params):
+    study = Study(ROOT, params)
+    [(notebook, output, html, values)] = notebook_calls(study, "train", "hg", 1)
+    assert (notebook, output, html) == ("notebooks/20_train.ipynb", "reports/train/hg-1.ipynb",
+                                        "reports/html/train/hg-1.html")
+    assert values["run"] == "runs/hg-1" and values["results"] == "results/train/hg-1" and values["fresh"] is False
+    with pytest.raises(UserError, match=r"--variant: 'hg_x' is not in params\.yaml variants"):
+        notebook_calls(study, "evaluate", "hg_x", 0)
+    with pytest.raises(UserError, match=r"--seed: 7 is not in params\.yaml seeds"):
+        notebook_calls(study, "evaluate", "hg", 7)
+    with pytest.raises(UserError, match=r"not in params\.yaml flic"):
+        notebook_calls(study, "flic", "s8x1")
+
+
+@pytest.mark.parametrize(("name", "value", "error"), [
+    ("fresh", "false", r"parameter fresh: must be bool, got 'false' \(str\)"),
+    ("fresh", 0, "parameter fresh: must be bool, got 0"),
+    ("seed", True, "parameter seed: must be int, got True"),
+    ("overrides", [1, 2], r"parameter overrides: must be dict, got \[1, 2\] \(list\)"),
+    ("runs", "x", "parameter runs: must be"),
+    ("steps", 3, "parameter steps: .* has no such parameter"),
+])
+def test_a_notebook_parameter_of_another_type_is_refused_naming_it(name, value, error):
+    notebook = ROOT / ("notebooks/40_ablations.ipynb" if name == "runs" else "notebooks/20_train.ipynb")
+    with pytest.raises(UserError, match=error):
+        check_parameters(notebook, {name: value})
+
+
+def test_declared_types_accept_what_they_say():
+    check_parameters(ROOT / "notebooks/10_data.ipynb", {"baseline_people": None, "nn_pool": 3, "profile": "cpu"})
+    check_parameters(ROOT / "notebooks/40_ablations.ipynb", {"runs": None, "n_resamples": 10})
+    check_parameters(ROOT / "notebooks/20_train.ipynb", {"fresh": False, "overrides": {}, "seed": 2})
+
+
+def test_the_string_false_never_reaches_the_notebook_and_no_folder_is_touched(tmp_path, capsys):
+    """The reproduction: `-p fresh '"false"'` was true to the notebook, which then emptied the run folder."""
+    folder = tmp_path / "precious"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    rc = notebooks_main([str(ROOT / "notebooks/20_train.ipynb"), str(tmp_path / "out.ipynb"), "-p", "run",
+                         str(folder), "-p", "results", str(tmp_path / "r"), "-p", "fresh", '"false"'])
+    assert rc == 2 and "parameter fresh: must be bool" in capsys.readouterr().err
+    assert (folder / "keep.txt").read_text() == "mine" and not (tmp_path / "out.ipynb").exists()
