@@ -5,36 +5,31 @@ takes its final name only after it is verified. Files whose official bytes are k
 files by SHA-256 and size, MPII's train.h5/test.h5 by their git blob id in pose-hg-train); the image archives
 publish no checksum, so the SHA-256 of the first verified download is recorded in a ledger (`<root>/checksums.json`
 by default; commit it to pin a project's data), and the extractor (`hgstudy.data.archive`) is safe whatever an
-unpinned archive holds. A stall keeps the bytes received, a range other than the one asked for restarts the
-file, a full disk or read-only folder is one clear error; other failures never stop the other files: the
-command ends with one error listing each and what to do about it. Tests only: `--mirror-pins` (see `acquire`).
+unpinned archive holds. The transfer (`hgstudy.core.transfer`) never writes more than a file's expected size and
+gives up a mirror slower than a floor rate; a stall, a deadline or a kill keeps the bytes received, a range other
+than the one asked for restarts the file, a full disk or read-only folder is one clear error; other failures
+never stop the other files: the command ends with one error listing each and what to do about it. Tests only:
+`--mirror-pins` (see `acquire`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import math
 import os
-import re
-import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tqdm import tqdm
-
 from hgstudy.core.errors import UserError
 from hgstudy.core.files import DiskError, check_writable, disk_error, write_text
+from hgstudy.core.transfer import DEADLINE_TIMEOUTS, FLOOR_RATE, DownloadError, hash_file, sha256_file, stream
 from hgstudy.data.archive import extract, is_extracted
 from hgstudy.data.flic import FLIC
 from hgstudy.data.mpii import MPII
 
-CHUNK = 1 << 20
 HG_TRAIN = "https://raw.githubusercontent.com/princeton-vl/pose-hg-train/master/data"
 MPII_HOST = "https://datasets.d2.mpi-inf.mpg.de/andriluka14cvpr"
 # FLIC.zip: the historical direct link used by most scripts. The dataset page (bensapp.github.io/flic-dataset.html)
@@ -73,10 +68,6 @@ DATASETS: dict[str, tuple[RemoteFile, ...]] = {
 }
 
 
-class DownloadError(Exception):
-    """One file's failure (reported with its name, source and remedy by `acquire`)."""
-
-
 def mirror_url(url: str, mirror: str | None) -> str:
     """Replace scheme and host of `url` by `mirror` (which may carry a path prefix); keep the path."""
     if not mirror:
@@ -88,20 +79,10 @@ def mirror_url(url: str, mirror: str | None) -> str:
     return urllib.parse.urlunsplit((base.scheme, base.netloc, base.path.rstrip("/") + path, "", ""))
 
 
-def _feed(path: Path, digest):
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            digest.update(block)
-    return digest
-
-
-def sha256_file(path: Path) -> str:
-    return _feed(path, hashlib.sha256()).hexdigest()
-
-
 def git_blob_id(path: Path) -> str:
     """The id git gives a file's content (what `git ls-tree` lists): SHA-1 of b"blob <size>\\0" + the bytes."""
-    return _feed(path, hashlib.sha1(f"blob {Path(path).stat().st_size}\0".encode(), usedforsecurity=False)).hexdigest()
+    header = f"blob {Path(path).stat().st_size}\0".encode()
+    return hash_file(path, hashlib.sha1(header, usedforsecurity=False)).hexdigest()
 
 
 class Ledger:
@@ -131,102 +112,6 @@ class Ledger:
         text = json.dumps({"comment": "SHA-256 of files verified by `hgstudy download`; later downloads must match.",
                            "files": dict(sorted(self.files.items()))}, indent=1)
         write_text(self.path, text + "\n")  # atomic; a full disk or read-only folder is a UserError
-
-
-def _progress(name: str, total: int | None, initial: int):
-    tty = sys.stderr.isatty()
-    # not a terminal: tqdm prints its first and last state only (about one line per file)
-    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
-                file=sys.stderr, mininterval=0.5 if tty else 1e9, leave=True, dynamic_ncols=tty)
-
-
-def _content_range(header: str | None) -> tuple[int | None, int | None]:
-    """(first byte, total size) of a `Content-Range: bytes a-b/n` header."""
-    match = re.match(r"bytes (\d+)-\d+/(\d+|\*)", header or "")
-    if not match:
-        return None, None
-    return int(match.group(1)), (None if match.group(2) == "*" else int(match.group(2)))
-
-
-def _open(url: str, start: int, timeout: float):
-    headers = {"User-Agent": "hgstudy-download/1", "Accept-Encoding": "identity"}
-    if start:
-        headers["Range"] = f"bytes={start}-"
-    try:
-        return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 416 and start:  # nothing left to send: the partial file may already be whole
-            return exc
-        raise DownloadError(f"the server answered HTTP {exc.code} {exc.reason}") from exc
-    except urllib.error.URLError as exc:
-        raise DownloadError(f"cannot reach the server ({exc.reason})") from exc
-    except (OSError, http.client.HTTPException) as exc:
-        raise DownloadError(f"cannot reach the server ({exc})") from exc
-
-
-def _disk(exc: OSError, part: Path) -> UserError | DownloadError:
-    """A full disk or read-only folder stops everything (one clear error); any other OSError fails this file."""
-    return disk_error(exc, part, "downloading into", f"The partial file {part} is kept: run the same command "
-                      "again to resume") or DownloadError(f"cannot write {part} ({exc})")
-
-
-def stream(url: str, part: Path, label: str, timeout: float = 60.0, restarted: bool = False) -> tuple[str, int]:
-    """Download `url` into `part`, resuming from its current length where the server allows (HTTP Range).
-
-    Returns (sha256, size) of the whole file. Raises DownloadError on HTTP errors, a cut or stalled
-    connection (the bytes received are kept in the partial file for the next run to resume) or a response
-    shorter than announced; UserError on a full disk or a read-only folder.
-    """
-    start = part.stat().st_size if part.exists() else 0
-    response = _open(url, start, timeout)
-    digest = hashlib.sha256()
-    if isinstance(response, urllib.error.HTTPError):  # 416: is the partial file already the whole file?
-        match = re.match(r"bytes \*/(\d+)", response.headers.get("Content-Range") or "")
-        response.close()
-        if match and int(match.group(1)) == start:
-            return sha256_file(part), start
-        part.unlink()  # unverified and unusable: start over
-        return stream(url, part, label, timeout, restarted=True)
-    with response:
-        total = response.headers.get("Content-Length")
-        total = int(total) if total and total.isdigit() else None
-        first, full = _content_range(response.headers.get("Content-Range"))
-        if response.status == 206 and first != start:  # not the range asked for: never splice it in
-            if start and not restarted:
-                part.unlink()  # start over with a plain request
-                response.close()
-                return stream(url, part, label, timeout, restarted=True)
-            raise DownloadError(f"asked for the whole file, the server sent bytes {first}- only; try another --mirror")
-        if response.status == 206 and start:
-            mode, total = "ab", full if full is not None else (start + total if total is not None else None)
-            _feed(part, digest)  # the hash covers the bytes already there
-        else:  # the whole file (a server that ignores Range starts over)
-            mode, start = "wb", 0
-            total = full if response.status == 206 and full is not None else total
-        size = start
-        try:
-            with open(part, mode) as out, _progress(label, total, start) as bar:
-                while True:
-                    try:
-                        block = response.read1(CHUNK)  # what has arrived: a stall loses nothing already received
-                    except (http.client.HTTPException, OSError) as exc:
-                        size += out.write(getattr(exc, "partial", b"") or b"")  # IncompleteRead's last bytes
-                        of = "?" if total is None else f"{total:,}"
-                        raise DownloadError(
-                            f"the connection was lost or stalled after {size:,} of {of} bytes ({type(exc).__name__}); "
-                            f"the partial file {part} is kept: run the same command again to resume") from exc
-                    if not block:
-                        break
-                    out.write(block)
-                    digest.update(block)
-                    size += len(block)
-                    bar.update(len(block))
-        except OSError as exc:  # writing (or closing) the partial file
-            raise _disk(exc, part) from exc
-    if total is not None and size != total:
-        raise DownloadError(f"the transfer stopped after {size:,} of {total:,} bytes; "
-                            f"the partial file {part} is kept: run the same command again to resume")
-    return digest.hexdigest(), size
 
 
 def fetch(remote: RemoteFile, root: Path, ledger: Ledger, mirror: str | None = None, timeout: float = 60.0,
@@ -259,7 +144,7 @@ def fetch(remote: RemoteFile, root: Path, ledger: Ledger, mirror: str | None = N
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     log(f"{remote.name}: downloading {url}" + (" (resuming)" if part.exists() else ""))
-    digest, size = stream(url, part, remote.name, timeout)
+    digest, size = stream(url, part, remote.name, timeout, expected_size)
     problem = _mismatch(remote, part, digest, size, expected, expected_size)
     if problem:
         rejected = dest.with_name(dest.name + ".rejected")
@@ -373,7 +258,9 @@ def add_arguments(parser) -> None:
                         help="ledger of verified SHA-256s (default: ROOT/checksums.json); commit it to pin the data")
     parser.add_argument("--only", nargs="+", metavar="FILE", help="fetch only these files (e.g. valid.h5 train.h5)")
     parser.add_argument("--no-extract", action="store_true", help="download and verify, do not extract archives")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds without data before giving up")
+    parser.add_argument("--timeout", type=float, default=60.0,
+                        help="seconds without data before giving up (and a file slower than "
+                             f"{FLOOR_RATE // 1000} kB/s on average, after {DEADLINE_TIMEOUTS} x this)")
     parser.add_argument("--mirror-pins", type=Path, help="tests only: a synthetic mirror's ledger, replacing the pins")
     parser.add_argument("--prepare", action="store_true",
                         help="then decode each image once into crop stores ROOT/DATASET/crops-{train,valid} "

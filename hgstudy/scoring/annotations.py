@@ -12,6 +12,7 @@ FLIC_JOINTS). Missing joints have NaN coordinates and `annotated == False`.
 from __future__ import annotations
 
 import dataclasses
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,6 +154,21 @@ def make_annotations(
 SPLIT_H5_FIELDS = ("part", "normalize", "visible", "center", "scale", "imgname", "index")
 
 
+def check_regular_file(path: Path, what: str, fix: str) -> None:
+    """Unless `path` is a regular file, a UserError that says what it is instead and `fix`. It stats, never
+    opens: opening a FIFO waits for a writer forever."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise UserError(f"{what} {path} not found: {fix}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {what} {path} ({exc.strerror}): {fix}") from exc
+    if stat.S_ISDIR(mode):
+        raise UserError(f"{what} {path} is a folder, not a file: {fix}")
+    if not stat.S_ISREG(mode):
+        raise UserError(f"{what} {path} is not a regular file (a pipe, socket or device): {fix}")
+
+
 def read_split_fields(path, required=("part", "normalize"), download_hint: str | None = None) -> dict:
     """The arrays of a pose-hg-train split file: every field of SPLIT_H5_FIELDS it holds, `required` ones checked.
 
@@ -162,9 +178,8 @@ def read_split_fields(path, required=("part", "normalize"), download_hint: str |
     import h5py
 
     path = Path(path)
-    if not path.is_file():
-        fix = f"run `{download_hint}` or pass" if download_hint else "pass"
-        raise UserError(f"split file {path} not found: {fix} the annotation file's path")
+    fix = f"run `{download_hint}` or pass" if download_hint else "pass"
+    check_regular_file(path, "split file", f"{fix} the annotation file's path")
     try:
         with h5py.File(path, "r") as f:
             missing = [k for k in required if k not in f]

@@ -25,6 +25,7 @@ from hgstudy.scoring.annotations import (
     TOMPSON_JOINT_ALIASES,
     TOMPSON_JOINT_NAMES,
     Annotations,
+    check_regular_file,
     make_annotations,
     read_split_h5,
 )
@@ -37,6 +38,7 @@ _JOINT_INDEX = {**{n: i for i, n in enumerate(TOMPSON_JOINT_NAMES)}, **{n: i for
 def _loadmat(path: Path, **kwargs):
     import scipy.io
 
+    check_regular_file(path, "annotation file", "pass the path of the .mat ground-truth file")
     try:
         return scipy.io.loadmat(path, **kwargs)
     except NotImplementedError as exc:  # MATLAB v7.3 files are HDF5
@@ -140,6 +142,7 @@ def _split_arrays(split) -> tuple[np.ndarray, np.ndarray, Path]:
     import h5py
 
     where = Path(split)
+    check_regular_file(where, "split file", "pass the split .h5 file (index/person) that goes with the release .mat")
     try:
         with h5py.File(where, "r") as f:
             for field in ("index", "person"):
@@ -208,8 +211,7 @@ def load_annotations(path: str | Path, split: str | Path | None = None, dataset:
     Raises UserError for a missing file, an unknown type or a missing field.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: annotation file not found")
+    check_regular_file(path, "annotation file", "pass the path of the .h5 or .mat ground-truth file")
     suffix = path.suffix.lower()
     if suffix in (".h5", ".hdf5"):
         return read_split_h5(path, dataset)

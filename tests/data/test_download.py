@@ -6,6 +6,7 @@ logs every request, so that resuming, not re-downloading and refusing are all ob
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -14,9 +15,13 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import tarfile
 import threading
+import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,6 +30,7 @@ from urllib.parse import unquote
 import pytest
 
 from hgstudy import cli
+from hgstudy.core import transfer
 from hgstudy.core.errors import UserError
 from hgstudy.data import download
 from hgstudy.data.archive import extract, is_extracted, unsafe_reason
@@ -36,11 +42,14 @@ SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 class Server:
     """Serves files under `root`; `cut_once` paths send half their bytes then drop the connection, once;
     `stall_once` paths ({path: n}) send n bytes then go silent (until the client gives up or the server
-    closes), once; with `shift` a range request is answered from `shift` bytes after the byte asked for."""
+    closes), once, and set `stalled`; with `shift` a range request is answered from `shift` bytes after the
+    byte asked for; `endless` paths send no Content-Length and repeat the file without end; `drip` paths
+    ({path: seconds}) send one byte per that many seconds. Every response ends within 10 s."""
 
     def __init__(self, root: Path):
         self.root, self.requests, self.cut_once, self.ranges = root, [], set(), True
-        self.stall_once, self.shift, self.closing = {}, 0, threading.Event()
+        self.stall_once, self.shift, self.closing, self.stalled = {}, 0, threading.Event(), threading.Event()
+        self.endless, self.drip = set(), {}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,6 +60,11 @@ class Server:
                     self.send_error(404, "Not Found")
                     return
                 data = path.read_bytes()
+                if self.path in server.endless:
+                    self.send_response(200)
+                    self.end_headers()
+                    self.send_endless(data)
+                    return
                 match = re.match(r"bytes=(\d+)-$", self.headers.get("Range") or "")
                 start = int(match.group(1)) if match and server.ranges else 0
                 if start >= len(data) and start:
@@ -73,9 +87,28 @@ class Server:
                 if self.path in server.stall_once:
                     self.wfile.write(body[: server.stall_once.pop(self.path)])
                     self.wfile.flush()
+                    server.stalled.set()
                     server.closing.wait(10)  # silent: the client's timeout fires first
                     return
+                if self.path in server.drip:
+                    self.send_slowly(body, server.drip[self.path])
+                    return
                 self.wfile.write(body)
+
+            def send_endless(self, data):
+                end = time.monotonic() + 10
+                with contextlib.suppress(OSError):  # the client hung up
+                    while time.monotonic() < end and not server.closing.is_set():
+                        self.wfile.write(data)
+
+            def send_slowly(self, body, seconds):
+                end = time.monotonic() + 10
+                with contextlib.suppress(OSError):
+                    for i in range(len(body)):
+                        if server.closing.wait(seconds) or time.monotonic() > end:
+                            return
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
 
             def log_message(self, *args):
                 pass
@@ -411,6 +444,9 @@ class FullDisk:
         self.room -= len(block)
         return self.f.write(block)
 
+    def flush(self):
+        self.f.flush()
+
     def __enter__(self):
         return self
 
@@ -425,7 +461,7 @@ def test_a_full_disk_while_downloading_is_one_clear_error_and_keeps_the_partial_
     real_open = open
     root = tmp_path / "data"
     with monkeypatch.context() as m, pytest.raises(UserError) as info:
-        m.setattr(download, "open", lambda path, mode="r", *a: FullDisk(real_open(path, mode, *a), 1_200_000)
+        m.setattr(transfer, "open", lambda path, mode="r", *a: FullDisk(real_open(path, mode, *a), 1_200_000)
                   if "w" in mode or "a" in mode else real_open(path, mode, *a), raising=False)
         m.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9, 0))
         acquire("toy", root, log=quiet)
@@ -542,3 +578,88 @@ def test_a_full_disk_while_recording_the_ledger_keeps_the_verified_file(server, 
     acquire("toy", tmp_path, log=quiet)  # space freed: recorded without downloading again
     assert len(server.requests) == requests
     assert json.loads((tmp_path / "checksums.json").read_text())["files"]["toy/blob.bin"]["sha256"] == sha(data)
+
+
+# ------------------------------------------------------------------------------ endless, slow and killed downloads
+@pytest.mark.parametrize("pinned", [True, False])
+def test_an_endless_response_is_cut_at_the_expected_size(server, toy, tmp_path, monkeypatch, pinned):
+    data = blob(25_600)
+    server.endless.add("/x/blob.bin")  # no Content-Length, the file over and over
+    if not pinned:  # nothing declares a size: the ceiling for undeclared sizes bounds it
+        monkeypatch.setattr(transfer, "UNDECLARED_CAP", len(data))
+    toy(RemoteFile("toy/blob.bin", server.put("x/blob.bin", data), *((sha(data), len(data)) if pinned else ())))
+    start = time.monotonic()
+    with pytest.raises(UserError, match="sent more than the 25,600 bytes expected") as info:
+        acquire("toy", tmp_path, timeout=5, log=quiet)
+    assert time.monotonic() - start < 5 and "another --mirror" in str(info.value)
+    files = {p.name: p.stat().st_size for p in (tmp_path / "toy").iterdir()}
+    assert list(files) == ["blob.bin.rejected"]  # never taken for complete, nor resumed from
+    assert files["blob.bin.rejected"] <= len(data)  # never more than expected on disk
+    assert not (tmp_path / "checksums.json").exists()
+
+
+def test_a_response_announced_longer_than_the_pinned_size_is_refused_unread(server, toy, tmp_path):
+    data = blob()
+    toy(RemoteFile("toy/blob.bin", server.put("x/blob.bin", data), sha(data[:1000]), 1000))
+    with pytest.raises(UserError, match="announced 2,999,808 bytes, more than the 1,000 expected"):
+        acquire("toy", tmp_path, log=quiet)
+    assert list((tmp_path / "toy").iterdir()) == []
+
+
+def test_a_mirror_slower_than_the_floor_rate_is_given_up(server, toy, tmp_path, monkeypatch):
+    data = blob(51_200)
+    server.drip["/x/blob.bin"] = 0.05  # 20 bytes/s, each byte well within --timeout
+    monkeypatch.setattr(transfer, "FLOOR_RATE", len(data))  # deadline: max(4 x 0.25 s, 1 s) = 1 s
+    toy(RemoteFile("toy/blob.bin", server.put("x/blob.bin", data), sha(data), len(data)))
+    start = time.monotonic()
+    with pytest.raises(UserError, match=r"slower than 51 kB/s") as info:
+        acquire("toy", tmp_path, timeout=0.25, log=quiet)
+    assert 0.95 < time.monotonic() - start < 3
+    assert "run the same command again to resume" in str(info.value) and "another --mirror" in str(info.value)
+    kept = (tmp_path / "toy" / "blob.bin.part").read_bytes()
+    assert 0 < len(kept) < 100 and kept == data[: len(kept)]  # what arrived is kept for the next run
+
+
+KILLED = """
+import sys
+from hgstudy.data import download
+url, digest, size, root = sys.argv[1:]
+download.DATASETS["toy"] = (download.RemoteFile("toy/blob.bin", url, digest, int(size)),)
+download.acquire("toy", root, timeout=30)
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_download_keeps_what_arrived_and_resumes(server, toy, tmp_path):
+    data = blob()
+    url = server.put("x/blob.bin", data)
+    server.stall_once["/x/blob.bin"] = 1_000  # less than a file buffer: only a flush puts it on disk
+    child = subprocess.Popen([sys.executable, "-c", KILLED, url, sha(data), str(len(data)), str(tmp_path)],
+                             cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    part = tmp_path / "toy" / "blob.bin.part"
+    try:
+        assert server.stalled.wait(20), "the child never asked for the file"
+        end = time.monotonic() + 3
+        while time.monotonic() < end and not (part.exists() and part.stat().st_size >= 1_000):
+            time.sleep(0.05)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    assert part.read_bytes() == data[:1_000]
+    toy(RemoteFile("toy/blob.bin", url, sha(data), len(data)))
+    acquire("toy", tmp_path, log=quiet)
+    assert server.requests[-1] == ("/x/blob.bin", "bytes=1000-")
+    assert (tmp_path / "toy" / "blob.bin").read_bytes() == data and not part.exists()
+
+
+def test_a_resumed_file_is_verified_before_it_takes_its_name(server, toy, tmp_path):
+    data = blob()
+    toy(RemoteFile("toy/blob.bin", server.put("x/blob.bin", data), sha(data), len(data)))
+    part = tmp_path / "toy" / "blob.bin.part"
+    part.parent.mkdir()
+    part.write_bytes(b"\0" * 1000)  # a partial file that is not the start of the file
+    with pytest.raises(UserError, match="its SHA-256 is"):
+        acquire("toy", tmp_path, log=quiet)
+    assert server.requests == [("/x/blob.bin", "bytes=1000-")]
+    assert sorted(os.listdir(tmp_path / "toy")) == ["blob.bin.rejected"]
