@@ -6,7 +6,7 @@ files by SHA-256 and size, MPII's train.h5/test.h5 by their git blob id in pose-
 publish no checksum, so the SHA-256 of the first verified download is recorded in a ledger (`<root>/checksums.json`
 by default; commit it to pin a project's data), and the extractor (`hgstudy.data.archive`) is safe whatever an
 unpinned archive holds. The transfer (`hgstudy.core.transfer`) never writes more than a file's expected size and
-gives up a mirror slower than a floor rate; a stall, a deadline or a kill keeps the bytes received, a range other
+gives up a mirror slower than a floor rate; a stall, a slow mirror or a kill keeps the bytes received, a range other
 than the one asked for restarts the file, a full disk or read-only folder is one clear error; other failures
 never stop the other files: the command ends with one error listing each and what to do about it. Tests only:
 `--mirror-pins` (see `acquire`).
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from hgstudy.core.errors import UserError
 from hgstudy.core.files import DiskError, check_writable, disk_error, write_text
-from hgstudy.core.transfer import DEADLINE_TIMEOUTS, FLOOR_RATE, DownloadError, hash_file, sha256_file, stream
+from hgstudy.core.transfer import FLOOR_RATE, GRACE_TIMEOUTS, DownloadError, hash_file, sha256_file, stream
 from hgstudy.data.archive import extract, is_extracted
 from hgstudy.data.flic import FLIC
 from hgstudy.data.mpii import MPII
@@ -260,7 +260,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-extract", action="store_true", help="download and verify, do not extract archives")
     parser.add_argument("--timeout", type=float, default=60.0,
                         help="seconds without data before giving up (and a file slower than "
-                             f"{FLOOR_RATE // 1000} kB/s on average, after {DEADLINE_TIMEOUTS} x this)")
+                             f"{FLOOR_RATE // 1000} kB/s on average, after {GRACE_TIMEOUTS} x this)")
     parser.add_argument("--mirror-pins", type=Path, help="tests only: a synthetic mirror's ledger, replacing the pins")
     parser.add_argument("--prepare", action="store_true",
                         help="then decode each image once into crop stores ROOT/DATASET/crops-{train,valid} "

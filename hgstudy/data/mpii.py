@@ -18,6 +18,7 @@ import numpy as np
 from hgstudy.core.errors import UserError
 from hgstudy.core.joints import MPII_JOINTS
 from hgstudy.data.split import SPLITS, PoseDataset, Split, image_source, read_split
+from hgstudy.scoring.annotations import check_regular_file
 
 
 def read_mpii_json(path, split: str) -> Split:
@@ -25,8 +26,7 @@ def read_mpii_json(path, split: str) -> Split:
     path = Path(path)
     if split not in SPLITS:
         raise UserError(f"unknown MPII split {split!r}; choose one of {', '.join(SPLITS)}")
-    if not path.is_file():
-        raise UserError(f"MPII annotation file {path} not found")
+    check_regular_file(path, "MPII annotation file", "pass the path of mpii_annotations.json (or .json.gz)")
     try:
         with (gzip.open(path, "rt") if path.suffix == ".gz" else open(path)) as f:
             people = [p for p in json.load(f) if int(p["isValidation"]) == (split == "valid")]

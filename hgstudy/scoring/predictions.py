@@ -20,7 +20,7 @@ import numpy as np
 from hgstudy.core.errors import UserError
 from hgstudy.core.files import atomic_path
 from hgstudy.scoring import metrics
-from hgstudy.scoring.annotations import Annotations
+from hgstudy.scoring.annotations import Annotations, check_regular_file
 from hgstudy.scoring.decode import to_image_coords
 from hgstudy.scoring.ground_truth import load_annotations
 
@@ -145,10 +145,7 @@ def read_predictions(
     path = Path(path)
     if layout not in LAYOUTS:
         raise UserError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder, not a prediction file")
-    if not path.is_file():
-        raise UserError(f"{path}: prediction file not found")
+    check_regular_file(path, "prediction file", "pass the path of a .mat, .h5, .npy or .npz prediction file")
     suffix = path.suffix.lower()
     if suffix not in (".mat", ".h5", ".hdf5", ".npy", ".npz"):
         raise UserError(f"{path}: unknown prediction file type '{path.suffix}' (expected .mat, .h5, .npy or .npz)")

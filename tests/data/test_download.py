@@ -44,12 +44,13 @@ class Server:
     `stall_once` paths ({path: n}) send n bytes then go silent (until the client gives up or the server
     closes), once, and set `stalled`; with `shift` a range request is answered from `shift` bytes after the
     byte asked for; `endless` paths send no Content-Length and repeat the file without end; `drip` paths
-    ({path: seconds}) send one byte per that many seconds. Every response ends within 10 s."""
+    ({path: seconds}) send one byte per that many seconds; `no_length` paths send no Content-Length. Every
+    response ends within 10 s."""
 
     def __init__(self, root: Path):
         self.root, self.requests, self.cut_once, self.ranges = root, [], set(), True
         self.stall_once, self.shift, self.closing, self.stalled = {}, 0, threading.Event(), threading.Event()
-        self.endless, self.drip = set(), {}
+        self.endless, self.drip, self.no_length = set(), {}, set()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -78,7 +79,8 @@ class Server:
                 self.send_response(206 if start else 200)
                 if start:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                self.send_header("Content-Length", str(len(data) - start))
+                if self.path not in server.no_length:
+                    self.send_header("Content-Length", str(len(data) - start))
                 self.end_headers()
                 body = data[start:]
                 if self.path in server.cut_once:
@@ -606,18 +608,33 @@ def test_a_response_announced_longer_than_the_pinned_size_is_refused_unread(serv
     assert list((tmp_path / "toy").iterdir()) == []
 
 
-def test_a_mirror_slower_than_the_floor_rate_is_given_up(server, toy, tmp_path, monkeypatch):
+@pytest.mark.parametrize("known", [True, False])
+def test_a_mirror_slower_than_the_floor_rate_is_given_up_after_the_grace_time(server, toy, tmp_path, known):
     data = blob(51_200)
     server.drip["/x/blob.bin"] = 0.05  # 20 bytes/s, each byte well within --timeout
-    monkeypatch.setattr(transfer, "FLOOR_RATE", len(data))  # deadline: max(4 x 0.25 s, 1 s) = 1 s
-    toy(RemoteFile("toy/blob.bin", server.put("x/blob.bin", data), sha(data), len(data)))
+    if not known:  # no pin, no Content-Length: the size cap is 16 GiB, days at the floor rate
+        server.no_length.add("/x/blob.bin")
+    toy(RemoteFile("toy/blob.bin", server.put("x/blob.bin", data), *((sha(data), len(data)) if known else ())))
     start = time.monotonic()
-    with pytest.raises(UserError, match=r"slower than 51 kB/s") as info:
-        acquire("toy", tmp_path, timeout=0.25, log=quiet)
+    with pytest.raises(UserError, match=r"kB/s on average\), slower than 20 kB/s") as info:
+        acquire("toy", tmp_path, timeout=0.25, log=quiet)  # grace: 4 x 0.25 s = 1 s
     assert 0.95 < time.monotonic() - start < 3
     assert "run the same command again to resume" in str(info.value) and "another --mirror" in str(info.value)
     kept = (tmp_path / "toy" / "blob.bin.part").read_bytes()
     assert 0 < len(kept) < 100 and kept == data[: len(kept)]  # what arrived is kept for the next run
+    assert not (tmp_path / "checksums.json").exists()
+
+
+def test_a_mirror_above_the_floor_rate_is_never_cut_however_long_it_takes(server, toy, tmp_path, monkeypatch):
+    data = blob(256)[:60]
+    server.drip["/x/blob.bin"] = 0.025  # 40 bytes/s: 1.5 s, past the 1 s grace
+    server.no_length.add("/x/blob.bin")
+    monkeypatch.setattr(transfer, "FLOOR_RATE", 10)  # bytes/s, a quarter of the rate
+    toy(RemoteFile("toy/blob.bin", server.put("x/blob.bin", data)))
+    start = time.monotonic()
+    acquire("toy", tmp_path, timeout=0.25, log=quiet)
+    assert time.monotonic() - start > 1  # judged after the grace time, and kept on
+    assert (tmp_path / "toy" / "blob.bin").read_bytes() == data
 
 
 KILLED = """

@@ -1,4 +1,5 @@
-"""A ground-truth path that is not a regular file (a folder, a FIFO, nothing) is one clear error, never a hang."""
+"""A ground-truth or prediction path that is not a regular file (a folder, a FIFO, nothing) is one clear error,
+never a hang."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import numpy as np
 import pytest
 
 from hgstudy.core.errors import UserError
+from hgstudy.data.mpii import read_mpii_json
 from hgstudy.scoring.annotations import read_split_fields
 from hgstudy.scoring.ground_truth import load_annotations, read_mpii_release, read_tompson_mat
+from hgstudy.scoring.predictions import read_predictions
 
 
 def refused(call, *args) -> str:
@@ -49,7 +52,8 @@ def test_a_path_that_is_not_a_file_says_what_it_is(paths, kind, says):
     path = paths[kind]
     for call, args in ((load_annotations, (path,)), (read_split_fields, (path,)), (read_tompson_mat, (path,)),
                        (read_mpii_release, (path, (np.zeros(1), np.zeros(1)))),
-                       (read_mpii_release, (paths["missing"].with_suffix(".mat"), path))):
+                       (read_mpii_release, (paths["missing"].with_suffix(".mat"), path)),
+                       (read_mpii_json, (path, "valid")), (read_predictions, (path,))):
         message = refused(call, *args)
         assert f"{path} {says}" in message and "pass the" in message, (call.__name__, message)
 

@@ -365,6 +365,7 @@ def test_cli_errors_exit_2_and_name_the_file(files, capsys):
         f["predictions"] = good
     (tmp / "preds.txt").write_text("1 2 3")
     np.save(tmp / "gt.npy", good)
+    (tmp / "folder.npy").mkdir()
     with h5py.File(tmp / "nonorm.h5", "w") as f:
         f["part"] = good
     checks = [
@@ -374,6 +375,7 @@ def test_cli_errors_exit_2_and_name_the_file(files, capsys):
         (["mpii", tmp / "gt.npy", "--annotations", tmp / "preds.txt"], "preds.txt", "unknown annotation file"),
         (["mpii", tmp / "gt.npy", "--annotations", tmp / "release.mat"], "release.mat", "split"),
         (["mpii", tmp / "missing.npy", "--annotations", tmp / "split.h5"], "missing.npy", "not found"),
+        (["mpii", tmp / "folder.npy", "--annotations", tmp / "split.h5"], "folder.npy", "is a folder, not a file"),
     ]
     for argv, name, message in checks:
         status, _, err = run(capsys, *argv)
@@ -417,8 +419,6 @@ def hostile_prediction_files(tmp: Path) -> dict:
     cases["text.npy"] = "not a numpy file (no .npy header)"
     (tmp / "text.npz").write_text("1 2 3\n")
     cases["text.npz"] = "not a numpy .npz file (not a zip archive)"
-    (tmp / "folder.npy").mkdir()
-    cases["folder.npy"] = "is a folder, not a prediction file"
     npy_header_only(tmp / "declared.npy", (10**9, 16, 2))
     cases["declared.npy"] = "declares shape (1000000000, 16, 2): 1,000,000,000 predictions for 4"
     npy_header_only(tmp / "truncated.npy", (4, 16, 2))
