@@ -121,6 +121,19 @@ def seed_bands(frame: pd.DataFrame, x: str, y: str, groups, title: str = "", ax=
     return ax
 
 
+BASELINES = (("mean_pose_ablation", "mean pose", ":"), ("nearest_neighbour_ablation", "nearest neighbour", "--"))
+
+
+def baselines(ax, values: dict):
+    """The data stage's trivial baselines on the ablation's measure (results/data/metrics.json) as horizontal
+    lines, where it has them."""
+    for key, label, style in BASELINES:
+        if key in values:
+            ax.axhline(values[key], color="0.3", linestyle=style, linewidth=1, label=f"{label} baseline")
+    legend_outside(ax)
+    return ax
+
+
 def claim_intervals(claims: pd.DataFrame, ax=None):
     """Each claim's difference (better - worse) with its per-claim 95% interval (thick) and its family-wise
     interval (thin); right of zero = in the direction the claim states."""

@@ -21,7 +21,10 @@ DATASET_WORDS = {
 }
 
 
-def scope(runs: pd.DataFrame, people: int, comparisons: int, family_confidence: float) -> str:
+FAMILY_WORDS = {"supervision": "Fig. 8", "stacks": "Fig. 9", "extension": "this study's extension"}
+
+
+def scope(runs: pd.DataFrame, people: int, families: dict[str, int]) -> str:
     """Markdown: what this run of the study is, from its runs table (one row per run)."""
     first = runs.iloc[0]
     seeds = runs.groupby("variant").size()
@@ -36,11 +39,18 @@ def scope(runs: pd.DataFrame, people: int, comparisons: int, family_confidence: 
         f"(the paper: about 25 M at 256 px, 256 features).",
         f"- **Training:** {first.steps:,} steps of {first.batch_size} = {samples:,} samples, "
         f"{100 * samples / PAPER_SAMPLES:.2g}% of the paper's {PAPER_SAMPLES / 1e6:.1f} M; "
-        f"{first.optimizer} at {first.lr:g}, schedule {first.schedule}.",
+        f"{first.optimizer} at {first.lr:g}, schedule {first.schedule}"
+        + (f" with {first.warmup} warm-up steps" if first.get("warmup") else "")
+        + (f", weights averaged (EMA {first.ema:g}) for validation and evaluation" if first.get("ema") else "")
+        + ".",
         f"- **Seeds:** {seed_text}; a claim's interval covers the spread between seeds and the sampling of "
         f"validation images (`hgstudy.study.stats`).",
-        f"- **Comparisons:** {comparisons}; each verdict uses a family-wise interval ({100 * family_confidence:.1f}% "
-        f"each, Bonferroni), the per-claim 95% interval is shown beside it.",
+        f"- **Comparisons:** {sum(families.values())} claims in {len(families)} families, one per figure ("
+        + ", ".join(f"{FAMILY_WORDS.get(k, k)}: {m}" for k, m in families.items())
+        + "); each verdict uses an interval family-wise within its figure (Bonferroni: "
+        + ", ".join(sorted({f"{100 - 5 / m:.2f}% in a family of {m}" for m in families.values()}))
+        + "); the per-claim 95% interval is shown beside it, and the smallest difference each family-wise "
+          "interval detects with 80% power (`detectable`) beside the paper's difference.",
         "- **The paper's numbers** (87-88% on this measure) come from full-size networks trained on MPII for 4.8 M "
         "samples: they set the direction of each claim, not a level these runs could reach.",
     ])
@@ -99,10 +109,13 @@ def conclusion(claims: pd.DataFrame, claim_trends: pd.DataFrame | None = None) -
     for row in claims.itertuples():
         trend = trend_of.get(f"{row.better} - {row.worse}")
         over = f"; over training the difference is {trend}" if trend else ""
+        paper = (f"the paper's {row.paper_diff:+.1f} is {'above' if row.paper_diff_detectable else 'below'} "
+                 f"what this design detects ({row.detectable:.1f})" if np.isfinite(row.paper_diff) else
+                 f"detectable here: {row.detectable:.1f} points (the paper gives this figure as curves, no numbers)")
         lines.append(f"- **{row.verdict}**: {row.claim} ({row.acc_better:.1f} vs {row.acc_worse:.1f}%, "
-                     f"difference {row.diff:+.1f} points, family-wise interval [{row.family_low:+.1f}, "
-                     f"{row.family_high:+.1f}], seed spread {row.seed_sd_better:.1f} / {row.seed_sd_worse:.1f})"
-                     f"{over}.")
+                     f"difference {row.diff:+.1f} points, 95% interval [{row.ci95_low:+.1f}, {row.ci95_high:+.1f}], "
+                     f"family-wise [{row.family_low:+.1f}, {row.family_high:+.1f}]; {paper}; seed spread "
+                     f"{row.seed_sd_better:.1f} / {row.seed_sd_worse:.1f}){over}.")
     counts = claims.verdict.value_counts()
     summary = ", ".join(f"{n} {'claim' if n == 1 else 'claims'}: {v}" for v, n in counts.items())
     return "\n".join([*lines, "", f"In all, {summary} (of {len(claims)} judged)."])

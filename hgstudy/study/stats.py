@@ -68,10 +68,17 @@ def difference_interval(hits_a: np.ndarray, hits_b: np.ndarray, valid: np.ndarra
     se = math.sqrt((var_seed if math.isfinite(var_seed) else 0.0) + var_img)
     half = stats.t.ppf(0.5 + confidence / 2, df) * se
     return {"acc_a": acc_a.mean(), "acc_b": acc_b.mean(), "diff": diff,
+            "detectable": detectable_difference(se, df, confidence),
             "seed_sd_a": math.sqrt(var_a * k_a) if k_a > 1 else math.nan,
             "seed_sd_b": math.sqrt(var_b * k_b) if k_b > 1 else math.nan,
             "se_seed": math.sqrt(var_seed) if math.isfinite(var_seed) else math.nan, "se_images": math.sqrt(var_img),
             "se": se, "df": df, "ci_low": diff - half, "ci_high": diff + half, "seeds_a": k_a, "seeds_b": k_b}
+
+
+def detectable_difference(se: float, df: float, confidence: float, power: float = 0.8) -> float:
+    """The smallest true difference that an interval of this confidence and standard error excludes zero for
+    with probability `power`: (t(1 - alpha / 2) + t(power)) x se, the usual two-sided approximation."""
+    return float((stats.t.ppf(0.5 + confidence / 2, df) + stats.t.ppf(power, df)) * se)
 
 
 def verdict(low: float, high: float) -> str:

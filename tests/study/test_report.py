@@ -34,9 +34,12 @@ def test_standing_says_nothing_without_baselines_and_does_not_claim_other_people
 
 
 def test_scope_states_the_configured_learning_rate_samples_and_seeds():
-    text = report.scope(runs_table({"hg": [1.0, 2.0, 3.0], "s8x1": [1.0, 2.0, 3.0]}), 2958, 7, 1 - 0.05 / 7)
+    families = {"supervision": 4, "stacks": 4, "extension": 1}
+    text = report.scope(runs_table({"hg": [1.0, 2.0, 3.0], "s8x1": [1.0, 2.0, 3.0]}), 2958, families)
     assert "rmsprop at 0.002" in text and "384 steps of 16 = 6,144 samples, 0.13% of the paper's 4.8 M" in text
-    assert "3 seeds per variant" in text and "99.3% each" in text and "0.41-0.41 M parameters" in text
+    assert "3 seeds per variant" in text and "0.41-0.41 M parameters" in text
+    # 1 - 0.05 / 4 = 98.75%, 1 - 0.05 / 1 = 95%
+    assert "9 claims in 3 families" in text and "98.75% in a family of 4" in text and "95.00% in a family of 1" in text
 
 
 def test_trends_by_hand():

@@ -42,3 +42,10 @@ def test_coverage_of_the_interval_on_synthetic_studies_with_known_truth():
     assert 0.9 <= result["coverage"] <= 1.0, result
     assert result["coverage_images_only"] < 0.75, result
     assert 0.8 < result["seed_sd_points"] < 2.5, result
+
+
+def test_detectable_difference_by_hand():
+    # normal limit: (z(0.975) + z(0.8)) x se = (1.959964 + 0.841621) x 2 (tables of the normal quantiles)
+    assert stats.detectable_difference(2.0, math.inf, 0.95) == pytest.approx(2 * 2.801585, rel=1e-6)
+    # 4 degrees of freedom: t(0.975, 4) = 2.776445, t(0.8, 4) = 0.940965 (t tables)
+    assert stats.detectable_difference(1.0, 4, 0.95) == pytest.approx(3.717410, rel=1e-6)
