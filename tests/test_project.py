@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 import tomllib
+import warnings
 from pathlib import Path
 
 import yaml
@@ -83,12 +84,16 @@ def room(path: Path) -> str:
 
 
 def test_package_is_a_few_rooms_of_small_modules():
+    """A soft signal (a warning in pytest's summary) past 10 modules a room or 400 lines a file, where a split may
+    read better; a failure only far past it, where it certainly would."""
     top = [p for p in PACKAGE.glob("*.py")]
     assert len(top) <= 8, sorted(p.name for p in top)
-    for folder in {p.parent for p in package_modules()}:
-        assert len(list(folder.glob("*.py"))) <= 10, folder
-    long = {str(p.relative_to(ROOT)): n for p in package_modules() if (n := len(p.read_text().splitlines())) > 400}
-    assert long == {}
+    rooms = {str(f.relative_to(ROOT)): len(list(f.glob("*.py"))) for f in {p.parent for p in package_modules()}}
+    lines = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in package_modules()}
+    crowded = {k: n for k, n in rooms.items() if n > 10} | {k: n for k, n in lines.items() if n > 400}
+    if crowded:
+        warnings.warn(f"large rooms (modules) or files (lines), worth a look: {crowded}", stacklevel=1)
+    assert {k: n for k, n in rooms.items() if n > 16} == {} and {k: n for k, n in lines.items() if n > 600} == {}
 
 
 def test_imports_flow_one_way_and_none_hides_in_a_function():
