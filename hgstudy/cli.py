@@ -56,12 +56,16 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(argv).parse_args(argv)
+    command = next((a for a in argv if not a.startswith("-")), "")  # as build_parser picks it
     try:
+        args = build_parser(argv).parse_args(argv)  # imports the command's module: Ctrl-C may come here too
         status = args.func(args)
     except UserError as exc:
-        print(f"hgstudy {args.command}: error: {exc}", file=sys.stderr)
+        print(f"hgstudy {command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C: the command's own line (where it stopped, what it kept), no traceback
+        print(f"hgstudy {command}: {str(exc) or 'interrupted'}", file=sys.stderr)
+        return 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
     return int(status or 0)
 
 

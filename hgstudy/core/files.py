@@ -1,9 +1,10 @@
 """Writing files so that a reader never mistakes a partial file for a complete one, and disk errors read well.
 
-Every file the package writes goes through `atomic_path`: the content is written to `<name>.partial` beside
-the target and renamed onto it only when complete, so a crash, a kill or a full disk leaves the previous
-version intact and no half-written file under the real name. Operating-system failures (no space, a
-read-only folder, no permission) become one `UserError` that names the path and says what to do.
+Every file the package writes goes through `atomic_path`: the content is written to
+`<name>.<pid>.<random>.partial` beside the target (a name of its own, so two writers never share one) and
+renamed onto it only when complete, so a crash, a kill or a full disk leaves the previous version intact and no
+half-written file under the real name. Operating-system failures (no space, a read-only folder, no permission)
+become one `UserError` that names the path and says what to do.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -62,13 +64,13 @@ def _free_bytes(path: Path) -> int:
 
 @contextlib.contextmanager
 def atomic_path(path) -> Iterator[Path]:
-    """Yield `<path>.partial` to write; rename it onto `path` on success, remove it on any failure.
+    """Yield `<path>.<pid>.<random>.partial` to write; rename it onto `path` on success, remove it on any failure.
 
         with atomic_path(out / "model.pt") as tmp:
             torch.save(state, tmp)
     """
     path = Path(path)
-    tmp = path.with_name(path.name + PARTIAL)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}{PARTIAL}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp

@@ -19,7 +19,7 @@ from hgstudy.core.files import check_writable
 from hgstudy.core.joints import METRICS
 from hgstudy.datasets import build_dataset, dataset_spec, val_annotations
 from hgstudy.engine.runtime import Runtime, compile_model, resolve_runtime
-from hgstudy.model.checkpoint import model_from_checkpoint, read_checkpoint
+from hgstudy.model.checkpoint import check_final_is_current, model_from_checkpoint, read_checkpoint
 from hgstudy.model.network import fold_batchnorm
 from hgstudy.model.size import summarize
 from hgstudy.scoring import metrics
@@ -175,6 +175,7 @@ def evaluate_checkpoint(checkpoint, *, dataset: str | None = None, split: str = 
     BatchNorm is folded into the convolutions for speed (the same function, `fold_batchnorm`).
     """
     ckpt = read_checkpoint(checkpoint)
+    check_final_is_current(checkpoint, ckpt)
     model = model_from_checkpoint(ckpt, checkpoint)
     trained = ckpt.get("train_config") or {}
     name = dataset or trained.get("dataset")
@@ -204,14 +205,17 @@ def main(args) -> None:
         if Path(args.out).is_dir():
             raise UserError(f"--out {args.out} is a folder; name the predictions file to write (e.g. preds.h5)")
         check_writable(Path(args.out).resolve().parent)
-    ev = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, split=args.split, data_root=args.data_root,
-                             limit=args.limit, flip=not args.no_flip, batch_size=args.batch_size,
-                             num_workers=args.num_workers, precision=args.precision, device=args.device,
-                             compile=args.compile)
-    p, model = ev.predictions, ev.model
-    scores = score(p)
-    if args.out:
-        save_predictions(args.out, p)
+    try:
+        ev = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, split=args.split, data_root=args.data_root,
+                                 limit=args.limit, flip=not args.no_flip, batch_size=args.batch_size,
+                                 num_workers=args.num_workers, precision=args.precision, device=args.device,
+                                 compile=args.compile)
+        p, model = ev.predictions, ev.model
+        scores = score(p)
+        if args.out:
+            save_predictions(args.out, p)  # atomic: an interrupted write leaves no file
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt("interrupted; nothing was written") from None
     if args.json:
         print(json.dumps(scores))
         return

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
 from tqdm import tqdm
+
+from hgstudy.core.files import write_text
 
 
 def _format(value) -> str:
@@ -40,9 +41,7 @@ class TSVLog:
         lines = self.path.read_text().split("\n")
         header, rows = lines[0], lines[1:-1]  # the last element is "" or a partial line
         kept = [r for r in rows if r.split("\t")[0].isdigit() and int(r.split("\t")[0]) <= step]
-        tmp = self.path.with_name(self.path.name + ".partial")
-        tmp.write_text("\n".join([header, *kept]) + "\n")
-        tmp.replace(self.path)
+        write_text(self.path, "\n".join([header, *kept]) + "\n")
         self.columns = header.split("\t")
 
     def append(self, row: dict) -> None:
@@ -79,9 +78,7 @@ class RunLog:
         self.write_metrics()
 
     def write_metrics(self) -> None:
-        tmp = self.metrics_path.with_name("metrics.json.partial")
-        tmp.write_text(json.dumps(self.metrics, indent=2) + "\n")
-        os.replace(tmp, self.metrics_path)
+        write_text(self.metrics_path, json.dumps(self.metrics, indent=2) + "\n")
 
 
 class Progress:

@@ -7,11 +7,16 @@ Checkpoints (`<out>/checkpoint.pt`, written atomically every `checkpoint_every` 
 everything a run needs to continue bit for bit: model, optimiser, learning-rate schedule, step, RNG states
 and the losses not yet logged; the data order is a function of (seed, step) (`distributed.StepBatchSampler`)
 and augmentation a function of (seed, epoch, index). Running the same command again resumes; a checkpoint
-of another configuration is refused. The final weights also go to `<out>/model.pt`.
+of another configuration is refused. The final weights also go to `<out>/model.pt`; a run resumed to train
+further removes it before its first step, so a `model.pt` is always the final model of the run beside it.
+
+One process writes a run folder: it holds `<out>/train.lock` while it runs (under torchrun, rank 0, the only
+writer), and a second `hgstudy train` on the same folder is refused at once, naming the holder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -25,6 +30,7 @@ from torch.utils.data import DataLoader, Subset
 
 from hgstudy.core.errors import UserError
 from hgstudy.core.files import check_writable
+from hgstudy.core.lock import folder_lock
 from hgstudy.datasets import build_dataset, dataset_spec
 from hgstudy.engine import distributed as ddp
 from hgstudy.engine.config import TrainConfig, add_config_arguments, config_from_args
@@ -40,11 +46,11 @@ from hgstudy.engine.runtime import (
     usable_cores,
 )
 from hgstudy.engine.step import Collate, LRSchedule, TrainStep, loss_weights, make_optimizer
-from hgstudy.model.checkpoint import load_state, non_finite, read_checkpoint, save_checkpoint
+from hgstudy.model.checkpoint import CHECKPOINT, FINAL, load_state, non_finite, read_checkpoint, save_checkpoint
 from hgstudy.model.network import StackedHourglass, fold_batchnorm
 from hgstudy.model.size import summarize
 
-CHECKPOINT, FINAL = "checkpoint.pt", "model.pt"
+LOCK = "train.lock"
 VAL_IN_MEMORY = 256 * 2**20  # bytes of float32 validation images kept in memory (the CPU profile: 49 MB)
 
 
@@ -111,9 +117,16 @@ def train(config: TrainConfig, out, *, progress: bool = True) -> dict:
     started_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
     d = ddp.init_distributed(runtime.device)
     loading = resolve_loading(config.num_workers, runtime.device, gflop, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+    out = check_writable(out)  # a read-only, unwritable or full folder fails now, before anything is built
+    run = None
     try:
-        with loading.applied():
-            return _Run(config, Path(out), runtime, loading, d, Progress(progress and d.main)).run()
+        with loading.applied(), (folder_lock(out, LOCK, "trained") if d.main else contextlib.nullcontext()):
+            run = _Run(config, out, runtime, loading, d, Progress(progress and d.main))
+            return run.run()
+    except KeyboardInterrupt:  # Ctrl-C: one line saying where the run stands (checkpoints are replaced whole)
+        where = f"at step {run.step}" if run else "before the first step"
+        kept = f"the checkpoint of step {run.saved} is kept" if run and run.saved is not None else "no checkpoint"
+        raise KeyboardInterrupt(f"interrupted {where} ({kept}); run the same command to resume") from None
     finally:
         if started_group:
             ddp.shutdown(d)
@@ -126,10 +139,13 @@ class _Run:
         self.loading = loading
         if runtime.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        check_writable(out)  # a read-only, unwritable or full folder fails now, before anything is built
         ckpt = out / CHECKPOINT
         state = read_training_state(ckpt, config) if ckpt.is_file() else None
         self.step = state["step"] if state else 0
+        self.saved = state["step"] if state else None  # the step of the checkpoint on disk
+        if d.main and self.step < config.steps:
+            # Until this run ends, an earlier final model would pass for its result: it goes now, comes back at the end.
+            (out / FINAL).unlink(missing_ok=True)
         self.log = RunLog(out, self.step if state else None) if d.main else None
         self.train_set = config_dataset(config, "train")
         self.val_set = config_dataset(config, "val") if d.main else None
@@ -204,11 +220,12 @@ class _Run:
             self.validate()
         if checkpoint:
             self.check_state()
-        if checkpoint and self.d.main:
-            pending = torch.stack(self.pending) if self.pending else torch.zeros(0, len(self.weights))
-            save_checkpoint(self.model, self.out / CHECKPOINT, train_config=c.to_dict(),
-                            optimizer=self.optimizer.state_dict(), schedule=self.schedule.state_dict(), step=s,
-                            epoch=epoch, rng=rng_state(), pending=pending.cpu())
+            if self.d.main:
+                pending = torch.stack(self.pending) if self.pending else torch.zeros(0, len(self.weights))
+                save_checkpoint(self.model, self.out / CHECKPOINT, train_config=c.to_dict(),
+                                optimizer=self.optimizer.state_dict(), schedule=self.schedule.state_dict(), step=s,
+                                epoch=epoch, rng=rng_state(), pending=pending.cpu())
+            self.saved = s
         t, step = self.mark
         self.mark = (t + time.perf_counter() - paused, step)  # samples/s counts training time only
 
@@ -291,3 +308,6 @@ if __name__ == "__main__":  # torchrun --nproc-per-node N -m hgstudy.engine.trai
     except UserError as exc:
         print(f"hgstudy train: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt as exc:  # as `hgstudy train` does (cli.py)
+        print(f"hgstudy train: {str(exc) or 'interrupted'}", file=sys.stderr)
+        sys.exit(130)

@@ -5,6 +5,9 @@ dict), anything else the writer adds (training state, provenance), and `sha256`,
 value in it. Reading uses `torch.load(weights_only=True)`, which never runs code from the file; the hash
 then catches silent corruption (a flipped byte inside a tensor loads fine otherwise), and a model whose
 weights are not all finite is refused, since it can only predict nonsense.
+
+A training run's folder holds `checkpoint.pt` (its latest state) and, once it has finished, `model.pt` (its final
+model); a `model.pt` behind the `checkpoint.pt` beside it is not the run's result (`check_final_is_current`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from hgstudy.core.files import atomic_path
 from hgstudy.model.network import HourglassConfig, StackedHourglass
 
 HASH_KEY = "sha256"
+CHECKPOINT, FINAL = "checkpoint.pt", "model.pt"  # in a training run's folder
 
 
 def _digest(value, h) -> None:
@@ -110,6 +114,29 @@ def read_checkpoint(path, verify: bool = True) -> dict:
             raise UserError(f"checkpoint {path} holds non-finite values ({_names(bad)}); the run that wrote it "
                             "diverged: use an earlier checkpoint or retrain with a lower learning rate")
     return ckpt
+
+
+def stored_step(path) -> int | None:
+    """The training step a checkpoint file holds, read without loading its tensors; None if it says none."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # unreadable: it cannot say it is further on
+        return None
+    return ckpt.get("step") if isinstance(ckpt, dict) else None
+
+
+def check_final_is_current(path, ckpt: dict) -> None:
+    """Refuse a run's final model (`ckpt`, read from `path`) when the run's checkpoint beside it is at a later step:
+    the run was extended past it and has not finished, so this model is not what the run now stands for."""
+    path = Path(path)
+    beside = path.with_name(CHECKPOINT)
+    if path.name != FINAL or not isinstance(ckpt, dict) or "step" not in ckpt or not beside.is_file():
+        return
+    latest = stored_step(beside)
+    if latest is not None and latest > ckpt["step"]:
+        raise UserError(f"{path} is the final model of step {ckpt['step']}, but {beside} beside it is at step "
+                        f"{latest}: the run was extended and has not finished. Finish it (run the same train "
+                        f"command) or evaluate {beside}")
 
 
 def load_state(model: nn.Module, state: dict, source: str) -> None:

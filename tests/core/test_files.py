@@ -31,6 +31,16 @@ def test_atomic_path_keeps_the_previous_version_and_no_partial(tmp_path):
     assert path.read_text() == "old" and sorted(os.listdir(tmp_path)) == ["a.txt"]
 
 
+def test_two_writers_of_one_file_never_share_a_partial_name(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    with atomic_path(path) as a, atomic_path(path) as b:
+        assert a != b and a.parent == b.parent == tmp_path
+        assert a.name.startswith(f"checkpoint.pt.{os.getpid()}.") and a.name.endswith(".partial")
+        a.write_text("a")
+        b.write_text("b")
+    assert path.read_text() == "a" and os.listdir(tmp_path) == ["checkpoint.pt"]  # each renamed its own file
+
+
 def test_torch_style_full_disk_error_is_named(tmp_path, monkeypatch):
     path = write_text(tmp_path / "model.pt", "old")
     no_space(monkeypatch)

@@ -1,5 +1,7 @@
 """Evaluation: decoding, the flip test, per-stack predictions, scores and prediction files, checked by hand."""
 
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -226,3 +228,32 @@ def test_evaluate_checkpoint_predicts_the_runs_dataset_as_computed_by_hand(tmp_p
     save_checkpoint(model, tmp_path / "bare.pt")
     with pytest.raises(UserError, match="does not say which dataset"):
         evaluate_checkpoint(tmp_path / "bare.pt")
+
+
+def test_a_final_model_behind_the_runs_checkpoint_is_refused(tmp_path):
+    """A run extended past its model.pt and stopped: that model.pt is not the run's result, so it is not scored."""
+    model = StackedHourglass(TINY)
+    trained = {"dataset": "mannequin", "seed": 0, "sigma": 1.0}
+    save_checkpoint(model, tmp_path / "model.pt", train_config=trained, step=4)
+    save_checkpoint(model, tmp_path / "checkpoint.pt", train_config=trained, step=43)
+    with pytest.raises(UserError, match=rf"^{tmp_path / 'model.pt'} is the final model of step 4, but "
+                                        rf"{tmp_path / 'checkpoint.pt'} beside it is at step 43: the run was extended "
+                                        r"and has not finished. Finish it \(run the same train command\) or evaluate"):
+        evaluate_checkpoint(tmp_path / "model.pt", limit=1, precision="fp32", device="cpu")
+    evaluate_checkpoint(tmp_path / "checkpoint.pt", limit=1, precision="fp32", device="cpu")  # what it says it is
+    save_checkpoint(model, tmp_path / "checkpoint.pt", train_config=trained, step=4)  # a finished run: both agree
+    evaluate_checkpoint(tmp_path / "model.pt", limit=1, precision="fp32", device="cpu")
+
+
+def test_ctrl_c_during_evaluate_is_one_line_exit_130_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    from hgstudy import cli
+
+    save_checkpoint(StackedHourglass(TINY), tmp_path / "model.pt", train_config={"dataset": "mannequin"})
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # what Python raises on SIGINT
+
+    monkeypatch.setattr("hgstudy.engine.evaluate.predict", interrupted)
+    assert cli.main(["evaluate", str(tmp_path / "model.pt"), "--out", str(tmp_path / "p.h5"), "--limit", "2"]) == 130
+    assert capsys.readouterr().err == "hgstudy evaluate: interrupted; nothing was written\n"
+    assert sorted(os.listdir(tmp_path)) == ["model.pt"]

@@ -3,6 +3,7 @@
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -132,12 +133,16 @@ def start(out: Path) -> subprocess.Popen:
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def kill_when(proc: subprocess.Popen, ready, timeout: float = 180) -> None:
+def wait_for(proc: subprocess.Popen, ready, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
-        assert proc.poll() is None, f"training ended before it could be killed: {proc.stderr.read().decode()}"
-        assert time.monotonic() < deadline, "no checkpoint appeared in time"
+        assert proc.poll() is None, f"training ended before it could be stopped: {proc.stderr.read().decode()}"
+        assert time.monotonic() < deadline, "training did not get there in time"
         time.sleep(0.005)
+
+
+def kill_when(proc: subprocess.Popen, ready, timeout: float = 180) -> None:
+    wait_for(proc, ready, timeout)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
@@ -303,3 +308,87 @@ def test_a_full_disk_at_a_checkpoint_is_one_clear_error_and_keeps_the_last_one(t
     monkeypatch.undo()
     assert read_checkpoint(tmp_path / "checkpoint.pt")["step"] == 5
     assert sorted(p.name for p in tmp_path.glob("*.pt*")) == ["checkpoint.pt"]  # no .partial left
+
+
+# ------------------------------------------------------------------- one writer, no stale final model, Ctrl-C
+def tiny_command(out: Path, *extra: str, entry: tuple[str, ...] = ("hgstudy.cli", "train")) -> list[str]:
+    return [sys.executable, "-m", *entry, "--out", str(out), "--stacks", "1", "--modules", "1", "--features", "8",
+            "--stem-channels", "[8, 8]", "--input-res", "64", "--batch-size", "2", "--val-samples", "4",
+            "--num-workers", "0", "--precision", "fp32", "--device", "cpu", "--quiet", *extra]
+
+
+def start_tiny(out: Path, *extra: str, **kw) -> subprocess.Popen:
+    # SIGINT as at a terminal (a shell's background job would inherit it ignored)
+    return subprocess.Popen(tiny_command(out, *extra, **kw), cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def test_extending_a_finished_run_removes_its_final_model_before_the_first_step(tmp_path, monkeypatch):
+    train(tiny(stacks=1, batch_size=4, steps=2, val_every=2), tmp_path, progress=False)
+    assert read_checkpoint(tmp_path / "model.pt")["step"] == 2
+
+    def interrupted(self, batch):
+        assert not (tmp_path / "model.pt").exists(), "the step-2 model was still there at step 3"
+        raise KeyboardInterrupt  # Ctrl-C
+
+    monkeypatch.setattr(TrainStep, "__call__", interrupted)
+    with pytest.raises(KeyboardInterrupt, match=r"^interrupted at step 2 \(the checkpoint of step 2 is kept\); "
+                                                 "run the same command to resume$"):
+        train(tiny(stacks=1, batch_size=4, steps=4, val_every=2), tmp_path, progress=False)
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.pt", "metrics.json", "train.tsv", "val.tsv"]
+    monkeypatch.undo()
+    train(tiny(stacks=1, batch_size=4, steps=4, val_every=2), tmp_path, progress=False)
+    assert read_checkpoint(tmp_path / "model.pt")["step"] == 4
+
+
+@pytest.mark.slow
+def test_a_second_writer_of_a_run_folder_is_refused_at_once_naming_the_first(tmp_path):
+    lock = tmp_path / "train.lock"
+    first = start_tiny(tmp_path, "--steps", "300", "--log-every", "1", "--checkpoint-every", "20")
+    wait_for(first, lambda: lock.exists() and lock.read_text().startswith("pid"))
+    second = subprocess.run(tiny_command(tmp_path, "--steps", "300", "--log-every", "1", "--checkpoint-every", "20"),
+                            cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                            timeout=120)
+    assert first.poll() is None, "the first run ended before the second one could be refused"
+    assert second.returncode == 2
+    assert re.fullmatch(rf"hgstudy train: error: {re.escape(str(tmp_path))} is being trained by pid {first.pid} on "
+                        rf"host {re.escape(socket.gethostname())} since \S+; wait for it or stop it\n",
+                        second.stderr), second.stderr
+    assert first.wait(180) == 0, first.stderr.read().decode()
+    assert list(pd.read_csv(tmp_path / "train.tsv", sep="\t").step) == list(range(1, 301))
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.pt", "metrics.json", "model.pt", "train.tsv", "val.tsv"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", [("hgstudy.cli", "train"), ("hgstudy.engine.train",)])
+def test_ctrl_c_stops_training_in_one_line_with_exit_130_and_keeps_the_checkpoint(tmp_path, entry):
+    proc = start_tiny(tmp_path, "--steps", "100000", "--checkpoint-every", "5", entry=entry)
+    wait_for(proc, lambda: (tmp_path / "checkpoint.pt").exists())
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(60) == 130
+    err = proc.stderr.read().decode()
+    stopped = re.fullmatch(r"hgstudy train: interrupted at step (\d+) \(the checkpoint of step (\d+) is kept\); "
+                           r"run the same command to resume\n", err)
+    assert stopped, err
+    assert read_checkpoint(tmp_path / "checkpoint.pt")["step"] == int(stopped[2]) <= int(stopped[1])
+    assert "checkpoint.pt" in os.listdir(tmp_path)
+    assert set(os.listdir(tmp_path)) <= {"checkpoint.pt", "train.tsv", "val.tsv", "metrics.json"}  # no partial, lock
+
+
+@pytest.mark.slow
+def test_a_run_extended_and_killed_leaves_no_final_model_to_mistake_for_its_result(tmp_path, capsys):
+    from hgstudy import cli
+
+    finished = subprocess.run(tiny_command(tmp_path, "--steps", "4"), cwd=ROOT, capture_output=True, text=True,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    stale, ckpt = (tmp_path / "model.pt").read_bytes(), tmp_path / "checkpoint.pt"
+    written = ckpt.stat().st_ino
+    kill_when(start_tiny(tmp_path, "--steps", "400", "--checkpoint-every", "10"), lambda: ckpt.stat().st_ino != written)
+    assert read_checkpoint(ckpt)["step"] > 4 and not (tmp_path / "model.pt").exists()
+    # A run folder from before resuming removed model.pt: evaluate names the mismatch rather than score it.
+    (tmp_path / "model.pt").write_bytes(stale)
+    assert cli.main(["evaluate", str(tmp_path / "model.pt"), "--limit", "2"]) == 2
+    assert f"{tmp_path / 'model.pt'} is the final model of step 4, but {ckpt} beside it is at step" in (
+        capsys.readouterr().err)

@@ -117,7 +117,7 @@ def test_checkpoint_round_trip(tmp_path):
     assert loaded.config == config
     x = torch.randn(1, 3, 32, 32)
     torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
-    assert not (tmp_path / "m.pt.partial").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]  # no partial file left beside it
 
 
 def test_checkpoint_errors(tmp_path):
