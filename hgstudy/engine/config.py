@@ -43,10 +43,13 @@ class TrainConfig(ModelFields):
     stack_weights: list[float] | None = setting(None, "per-stack loss weights (supervision: weights)", minimum=0.0)
     decoder_weight: float = setting(1.0, "weight of each HG-Int decoder loss", minimum=0.0)
     # optimiser and schedule
-    optimizer: Literal["rmsprop", "adam"] = setting("rmsprop", "paper: rmsprop; the PyTorch port: adam")
+    optimizer: Literal["rmsprop", "adam", "sgd"] = setting("rmsprop", "paper: rmsprop; the PyTorch port: adam; "
+                                                           "sgd: Nesterov, momentum 0.9")
     lr: float = setting(2.5e-4, "learning rate", above=0.0, maximum=10.0)
     weight_decay: float = setting(0.0, "L2 weight decay", minimum=0.0, maximum=1.0)
-    schedule: Literal["plateau", "steps", "constant"] = setting("plateau", "learning-rate drops")
+    schedule: Literal["plateau", "steps", "constant", "linear"] = setting(
+        "plateau", "learning-rate drops; linear: down to zero at the last step (`steps` decides where)")
+    warmup: int = setting(0, "steps over which the learning rate ramps up to lr (0: none)", minimum=0)
     lr_drop: float = setting(0.2, "factor applied at each drop", above=0.0, maximum=1.0)
     lr_steps: list[int] = setting(help="steps at which to drop (schedule: steps)", minimum=1, default_factory=list)
     plateau_patience: int = setting(5, "validations without improvement before a drop", minimum=0)
@@ -65,6 +68,8 @@ class TrainConfig(ModelFields):
     val_every: int = setting(8000, "validate every N steps (and at the end)", minimum=1)
     val_samples: int | None = setting(None, "validate on the first N people (null = all)", minimum=1)
     val_flip: bool = setting(False, "flip test during training-time validation")
+    ema: float = setting(0.0, "decay of an exponential moving average of the weights, which validation, model.pt "
+                         "and evaluation then use (0: none; the paper: none)", minimum=0.0, maximum=0.99999)
     checkpoint_every: int = setting(1000, "write a checkpoint every N steps (and at the end)", minimum=1)
     log_every: int = setting(50, "write a train.tsv row every N steps", minimum=1)
 
@@ -80,6 +85,8 @@ class TrainConfig(ModelFields):
             raise UserError(f"stack_weights: given, but supervision is {self.supervision!r}; set supervision: weights")
         if self.schedule == "steps" and not self.lr_steps:
             raise UserError("lr_steps: schedule 'steps' needs a non-empty list of steps")
+        if self.schedule == "linear" and self.warmup >= self.steps:
+            raise UserError(f"warmup: {self.warmup} steps leave none of the {self.steps} to decay over")
         if any(b <= a for a, b in zip(self.lr_steps, self.lr_steps[1:])):
             raise UserError(f"lr_steps: must be increasing, got {self.lr_steps}")
         self.check_model("model")  # the model's own checks (divisibility, decoder depth), named by key
@@ -105,9 +112,13 @@ class TrainConfig(ModelFields):
     def from_dict(cls, values: dict, source: str = "configuration") -> TrainConfig:
         return cls(**check_mapping(cls, values, source))
 
+    def run_only(self) -> frozenset:
+        """RUN_ONLY, less `steps` where the schedule ends at the last step (linear): there it decides results."""
+        return RUN_ONLY - {"steps"} if self.schedule == "linear" else RUN_ONLY
+
     def identity(self) -> dict:
         """The values that decide a run's results (what a checkpoint must match to be resumed)."""
-        return {k: v for k, v in self.to_dict().items() if k not in RUN_ONLY}
+        return {k: v for k, v in self.to_dict().items() if k not in self.run_only()}
 
     def differences(self, other: dict) -> list[str]:
         """'key: checkpoint X, now Y' for each identity value that differs from a stored configuration; a key
@@ -115,7 +126,7 @@ class TrainConfig(ModelFields):
         defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
                     for f in dataclasses.fields(self)}
         theirs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in {**defaults, **other}.items()
-                  if k not in RUN_ONLY}
+                  if k not in self.run_only()}
         mine = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.identity().items()}
         return [f"{k}: checkpoint {theirs.get(k, '<absent>')!r}, now {mine.get(k, '<absent>')!r}"
                 for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import default_collate
 
 from hgstudy.data.sample import draw_targets
@@ -86,10 +87,13 @@ class TrainStep:
 
 
 def make_optimizer(config: TrainConfig, model, flat: bool = True) -> torch.optim.Optimizer | FlatOptimizer:
-    """torch's RMSprop or Adam over the model's parameters; `flat`: over one flat view of them (bitwise the same
-    update, 20-40 ms a step faster on a CPU); otherwise foreach (one multi-tensor call per operation)."""
+    """torch's RMSprop, Adam or SGD (Nesterov, momentum 0.9) over the model's parameters; `flat`: over one flat
+    view of them (bitwise the same update, 20-40 ms a step faster on a CPU); otherwise foreach (one multi-tensor
+    call per operation)."""
     if config.optimizer == "rmsprop":  # Torch7 optim.rmsprop defaults: alpha 0.99, epsilon 1e-8
         cls, options = torch.optim.RMSprop, {"alpha": 0.99, "eps": 1e-8}
+    elif config.optimizer == "sgd":
+        cls, options = torch.optim.SGD, {"momentum": 0.9, "nesterov": True}
     else:
         cls, options = torch.optim.Adam, {}
     options.update(lr=config.lr, weight_decay=config.weight_decay)
@@ -98,26 +102,35 @@ def make_optimizer(config: TrainConfig, model, flat: bool = True) -> torch.optim
 
 
 class LRSchedule:
-    """lr = base x lr_drop^drops; a drop at each of lr_steps, or once validation has not improved by
-    plateau_min_delta for more than plateau_patience validations (as torch's ReduceLROnPlateau, mode max)."""
+    """The learning rate of each step: base x lr_drop^drops, a drop at each of lr_steps (schedule steps) or once
+    validation has not improved by plateau_min_delta for more than plateau_patience validations (plateau, as
+    torch's ReduceLROnPlateau, mode max); or (linear) straight down to zero at the run's last step. `warmup`
+    ramps any of them up from lr / warmup over its first steps."""
 
     def __init__(self, config: TrainConfig, optimizer):
         self.config, self.optimizer = config, optimizer
-        self.drops, self.best, self.bad = 0, -math.inf, 0
+        self.drops, self.best, self.bad, self.step = 0, -math.inf, 0, 0
+        self._apply()
 
     def lr(self) -> float:
-        return self.config.lr * self.config.lr_drop ** self.drops
+        c, step = self.config, self.step
+        if c.schedule == "linear":  # the decay counts from the end of the warm-up
+            base = c.lr * min(1.0, (c.steps - step) / max(1, c.steps - c.warmup))
+        else:
+            base = c.lr * c.lr_drop ** self.drops
+        return base * min(1.0, (step + 1) / c.warmup) if c.warmup else base
 
     def _apply(self) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr()
 
     def after_step(self, step: int) -> None:
+        """`step` optimiser steps are done: set the rate of the next one."""
+        self.step = step
         if self.config.schedule == "steps":
-            drops = sum(step >= s for s in self.config.lr_steps)
-            if drops != self.drops:
-                self.drops = drops
-                self._apply()
+            self.drops = sum(step >= s for s in self.config.lr_steps)
+        if self.config.schedule in ("steps", "linear") or step <= self.config.warmup:
+            self._apply()
 
     def after_validation(self, metric: float) -> None:
         if self.config.schedule != "plateau":
@@ -131,8 +144,25 @@ class LRSchedule:
             self._apply()
 
     def state_dict(self) -> dict:
-        return {"drops": self.drops, "best": self.best, "bad": self.bad}
+        return {"drops": self.drops, "best": self.best, "bad": self.bad, "step": self.step}
 
     def load_state_dict(self, state: dict) -> None:
         self.drops, self.best, self.bad = int(state["drops"]), float(state["best"]), int(state["bad"])
+        self.step = int(state.get("step", 0))  # checkpoints before warm-up and linear decay lack it
         self._apply()
+
+
+class WeightAverage(AveragedModel):
+    """An exponential moving average of a model's weights and BatchNorm statistics (torch's AveragedModel). Its
+    decay starts low, min(decay, (1 + n) / (10 + n)) after n updates, so the first steps' weights fade fast."""
+
+    def __init__(self, model, decay: float):
+        super().__init__(model, multi_avg_fn=self._average, use_buffers=True)
+        self.decay = decay
+
+    def _average(self, averaged: list, current: list, n: torch.Tensor) -> None:
+        if not averaged[0].is_floating_point():  # BatchNorm's batch counters: the model's own
+            torch._foreach_copy_(averaged, current)
+            return
+        decay = min(self.decay, (1 + float(n)) / (10 + float(n)))
+        torch._foreach_lerp_(averaged, current, 1 - decay)

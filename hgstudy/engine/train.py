@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from hgstudy.core.errors import UserError
-from hgstudy.core.files import check_writable
+from hgstudy.core.files import PARTIAL, check_writable
 from hgstudy.core.lock import folder_lock
 from hgstudy.datasets import build_dataset, dataset_spec
 from hgstudy.engine import distributed as ddp
@@ -45,12 +45,13 @@ from hgstudy.engine.runtime import (
     torch_threads,
     usable_cores,
 )
-from hgstudy.engine.step import Collate, LRSchedule, TrainStep, loss_weights, make_optimizer
+from hgstudy.engine.step import Collate, LRSchedule, TrainStep, WeightAverage, loss_weights, make_optimizer
 from hgstudy.model.checkpoint import CHECKPOINT, FINAL, load_state, non_finite, read_checkpoint, save_checkpoint
 from hgstudy.model.network import StackedHourglass, fold_batchnorm
 from hgstudy.model.size import summarize
 
 LOCK = "train.lock"
+RUN_FILES = (CHECKPOINT, FINAL, "train.tsv", "val.tsv", "metrics.json")  # what a run writes into its folder
 VAL_IN_MEMORY = 256 * 2**20  # bytes of float32 validation images kept in memory (the CPU profile: 49 MB)
 
 
@@ -109,6 +110,27 @@ def last_good_checkpoint(path: Path) -> str:
         return f"{path} is not usable either: delete it to start over"
 
 
+def clear_run(out) -> Path:
+    """Start a run folder afresh: remove the files a run writes (and partial ones), nothing else. A folder that
+    holds anything else is refused: it is not a run folder, and nothing here deletes what it did not write."""
+    out = Path(out)
+    if not out.exists():
+        return out
+    if not out.is_dir():
+        raise UserError(f"{out} is not a folder: give a run folder (new, or one that `hgstudy train` wrote)")
+    own = {*RUN_FILES, LOCK}
+    others = sorted(p.name for p in out.iterdir() if p.name not in own and not p.name.endswith(PARTIAL))
+    if others:
+        raise UserError(f"{out} holds files that a training run does not write ({', '.join(others[:5])}"
+                        f"{', ...' if len(others) > 5 else ''}): it is not a run folder, so it is not emptied; "
+                        "choose a new folder")
+    with folder_lock(out, LOCK, "trained"):
+        for p in out.iterdir():
+            if p.name in RUN_FILES or p.name.endswith(PARTIAL):
+                p.unlink()
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- the loop
 def train(config: TrainConfig, out, *, progress: bool = True) -> dict:
     """Train (or resume) into `out`; returns the latest metrics (on rank 0; {} on other ranks)."""
@@ -158,9 +180,12 @@ class _Run:
         runtime.model(self.model)
         self.optimizer = make_optimizer(config, self.model, runtime.flat_optimizer)
         self.schedule = LRSchedule(config, self.optimizer)
+        self.average = WeightAverage(self.model, config.ema) if config.ema else None
         self.pending: list[torch.Tensor] = []
         if state:
             load_state(self.model, state["model"], f"checkpoint {ckpt}")
+            if self.average:
+                self.average.load_state_dict(state["average"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.schedule.load_state_dict(state["schedule"])
             set_rng_state(state["rng"])
@@ -194,6 +219,8 @@ class _Run:
                                 collate_fn=collate, pin_memory=self.runtime.device.type == "cuda")
             for batch in loader:
                 self.pending.append(self.train_step(batch))
+                if self.average:
+                    self.average.update_parameters(self.model)
                 self.step += 1
                 self.schedule.after_step(self.step)
                 self.after_step(epoch)
@@ -202,7 +229,7 @@ class _Run:
                     break
         self.progress.close()
         if self.d.main:
-            save_checkpoint(self.model, self.out / FINAL, train_config=c.to_dict(), step=self.step)
+            save_checkpoint(self.evaluated(), self.out / FINAL, train_config=c.to_dict(), step=self.step)
         ddp.barrier(self.d)
         return dict(self.log.metrics) if self.log else {}
 
@@ -224,10 +251,15 @@ class _Run:
                 pending = torch.stack(self.pending) if self.pending else torch.zeros(0, len(self.weights))
                 save_checkpoint(self.model, self.out / CHECKPOINT, train_config=c.to_dict(),
                                 optimizer=self.optimizer.state_dict(), schedule=self.schedule.state_dict(), step=s,
-                                epoch=epoch, rng=rng_state(), pending=pending.cpu())
+                                epoch=epoch, rng=rng_state(), pending=pending.cpu(),
+                                **({"average": self.average.state_dict()} if self.average else {}))
             self.saved = s
         t, step = self.mark
         self.mark = (t + time.perf_counter() - paused, step)  # samples/s counts training time only
+
+    def evaluated(self) -> StackedHourglass:
+        """The network that validation and model.pt hold: the weights' moving average if there is one."""
+        return self.average.module if self.average else self.model
 
     def check_finite(self, losses: torch.Tensor) -> torch.Tensor:
         losses = ddp.mean_over_ranks(self.d, losses).cpu()  # every rank sees the same values and stops together
@@ -270,7 +302,7 @@ class _Run:
         if self.d.main:
             # A plain copy (no DDP hooks, no sync BN) with BatchNorm folded: the same function, faster.
             plain = StackedHourglass(self.config.model_config())
-            plain.load_state_dict(self.model.state_dict())
+            plain.load_state_dict(self.evaluated().state_dict())
             model = self.runtime.model(fold_batchnorm(plain))
             # every core: the data worker (if any) is idle now, and inference does gain from a second thread
             with torch_threads(usable_cores() if self.loading.threads else None):
