@@ -144,7 +144,7 @@ def middle_stack(stacks: int) -> int:
 
 # what run.json records of each run's configuration (the report states them)
 RUN_SETTINGS = ("dataset", "input_res", "features", "depth", "steps", "batch_size", "optimizer", "lr", "schedule",
-                "warmup", "ema", "supervision")
+                "warmup", "ema", "supervision", "val_samples", "val_flip")
 
 
 @dataclass
