@@ -44,6 +44,10 @@ CANDIDATES = {  # name -> settings that replace the profile's (params.yaml profi
     "linear_lr8e-3_1152": {**FAST, "lr": 8e-3, "steps": 1152},
     "linear_128px_d3_384": {**FAST, "input_res": 128, "depth": 3, "steps": 384},
     "linear_128px_d3_f16_576": {**FAST, "input_res": 128, "depth": 3, "features": 16, "steps": 576},
+    "linear_depth2_768": {**FAST, "depth": 2, "steps": 768},
+    "linear_depth2_960": {**FAST, "depth": 2, "steps": 960},
+    "linear_depth2_768_ema": {**FAST, "depth": 2, "steps": 768, "ema": 0.98},
+    "linear_depth2_768_sigma1.5": {**FAST, "depth": 2, "steps": 768, "sigma": 1.5},
 }
 MEASURE = {"val_every": 100000, "val_samples": 1000, "val_flip": True, "num_workers": 0, "checkpoint_every": 100000,
            "log_every": 16}  # one validation at the end, data in the run's own process

@@ -203,6 +203,29 @@ def load_runs(results: Path, runs: dict[str, list[str]], ann: Annotations) -> Ru
                 ann if evaluated is None else ann.take(evaluated))
 
 
+def what_was_learned(ann: Annotations, pred, joints=ABLATION_JOINTS) -> dict:
+    """Does a network follow the image or guess an average pose? Each joint is placed relative to the person's
+    ground-truth centroid, in head sizes (so a person's position and size do not count):
+
+    - `spread_ratio`: the predictions' spread across people (sd per joint and axis, averaged) over the ground
+      truth's: near 0 for one pose predicted for everyone, near 1 for predictions that vary as people do;
+    - `bias_<part>_y`: the mean vertical error of a part (both sides, head sizes; positive = predicted too low).
+    """
+    gt, p = np.asarray(ann.joints, float), np.asarray(pred, float)
+    centre = np.nanmean(gt, axis=1, keepdims=True)
+    scale = ann.ref_length[:, None, None]
+    rel_gt, rel_p = (gt - centre) / scale, (p - centre) / scale
+    rel_p = np.where(np.isnan(rel_gt), np.nan, rel_p)  # the same people and joints on both sides
+    joints = list(joints)
+    spread = np.nanstd(rel_p[:, joints], axis=0).mean() / np.nanstd(rel_gt[:, joints], axis=0).mean()
+    out = {"spread_ratio": float(spread)}
+    names = ann.joint_names
+    for part in dict.fromkeys(names[j].split("_", 1)[1] for j in joints):
+        both = [j for j in joints if names[j].endswith(part)]
+        out[f"bias_{part}_y"] = float(np.nanmean(rel_p[:, both, 1] - rel_gt[:, both, 1]))
+    return out
+
+
 def variant_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per variant: mean and sd across seeds of the accuracies, and the number of seeds."""
     grouped = table.groupby("variant", sort=False)

@@ -81,6 +81,16 @@ def detectable_difference(se: float, df: float, confidence: float, power: float 
     return float((stats.t.ppf(0.5 + confidence / 2, df) + stats.t.ppf(power, df)) * se)
 
 
+def design_detectable(seed_sd: float, se_images: float, seeds: int, comparisons: int, confidence: float = 0.95,
+                      power: float = 0.8) -> float:
+    """The detectable difference (`detectable_difference`) of a claim between two variants of `seeds` runs each,
+    whose runs spread by `seed_sd` points, with an image part `se_images`, in a family of `comparisons`
+    (Bonferroni): what a design of that many seeds and that family could decide."""
+    var_seed = 2 * seed_sd**2 / seeds
+    df = (var_seed + se_images**2) ** 2 / (2 * (seed_sd**2 / seeds) ** 2 / (seeds - 1)) if seed_sd > 0 else math.inf
+    return detectable_difference(math.sqrt(var_seed + se_images**2), df, 1 - (1 - confidence) / comparisons, power)
+
+
 def verdict(low: float, high: float) -> str:
     """What an interval of better - worse (the paper's order) shows."""
     if low > 0:

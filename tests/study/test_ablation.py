@@ -5,7 +5,7 @@ import pytest
 from hgstudy.core.joints import MPII_JOINTS
 from hgstudy.scoring.annotations import make_annotations
 from hgstudy.scoring.metrics import ABLATION_JOINTS
-from hgstudy.study.ablation import CLAIMS, ablation_accuracy, claim_curves, judge_claims, verdict
+from hgstudy.study.ablation import CLAIMS, ablation_accuracy, claim_curves, judge_claims, verdict, what_was_learned
 
 
 def test_ablation_joints_are_wrists_elbows_knees_ankles():
@@ -96,3 +96,17 @@ def test_claim_curves_difference_the_seed_means_at_each_step():
     assert list(curves.step) == [100, 200]
     np.testing.assert_allclose(curves["diff"], [2.0, 2.0])  # (30 + 1) - (28 + 1) at every step
     assert (curves.low < curves["diff"]).all() and (curves["diff"] < curves.high).all()
+
+
+def test_what_was_learned_tells_a_network_that_follows_people_from_one_that_guesses_an_average_pose():
+    ann = people()
+    assert what_was_learned(ann, ann.joints)["spread_ratio"] == pytest.approx(1.0)
+    centre = ann.joints.mean(axis=1, keepdims=True)
+    average = centre + (ann.joints - centre).mean(axis=0, keepdims=True)  # one pose for everyone
+    assert what_was_learned(ann, average)["spread_ratio"] == pytest.approx(0.0, abs=1e-12)
+    halfway = centre + 0.5 * (ann.joints - centre)  # every joint pulled halfway towards the person's centre
+    assert what_was_learned(ann, halfway)["spread_ratio"] == pytest.approx(0.5)
+    low = ann.joints.copy()
+    low[:, [MPII_JOINTS.index("l_ankle"), MPII_JOINTS.index("r_ankle")], 1] += 5.0  # half a head size (10 px) lower
+    learned = what_was_learned(ann, low)
+    assert learned["bias_ankle_y"] == pytest.approx(0.5) and learned["bias_wrist_y"] == pytest.approx(0.0)

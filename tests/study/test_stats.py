@@ -49,3 +49,11 @@ def test_detectable_difference_by_hand():
     assert stats.detectable_difference(2.0, math.inf, 0.95) == pytest.approx(2 * 2.801585, rel=1e-6)
     # 4 degrees of freedom: t(0.975, 4) = 2.776445, t(0.8, 4) = 0.940965 (t tables)
     assert stats.detectable_difference(1.0, 4, 0.95) == pytest.approx(3.717410, rel=1e-6)
+
+
+def test_design_detectable_by_hand():
+    # seed sd 1, 3 seeds, no image error: se = sqrt(2 / 3), df = (2/3)^2 / (2 (1/3)^2 / 2) = 4, one comparison
+    assert stats.design_detectable(1.0, 0.0, 3, 1) == pytest.approx(3.717410 * math.sqrt(2 / 3), rel=1e-6)
+    # more seeds and a smaller family detect smaller differences
+    assert stats.design_detectable(1.0, 0.3, 5, 4) < stats.design_detectable(1.0, 0.3, 3, 4)
+    assert stats.design_detectable(1.0, 0.3, 3, 4) < stats.design_detectable(1.0, 0.3, 3, 9)
