@@ -87,7 +87,7 @@ def measure(jobs: list[tuple], out: Path, parallel: int, done) -> None:
             core = next(c for c in cores[:parallel] if c not in running)
             name, variant, seed, steps = queue.pop(0)
             folder = out / "runs" / f"{name}-{variant}-{seed}"
-            result = folder.with_suffix(".json")
+            result = folder.parent / f"{folder.name}.json"
             env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
             cmd = ["taskset", "-c", str(core), sys.executable, __file__, "--child", name, variant, str(seed),
                    str(folder), str(result), str(steps or 0)]

@@ -20,8 +20,8 @@ from hgstudy.study.params import open_study
 
 ROOT = Path(hgstudy.__file__).resolve().parents[1]
 SCRATCH = ROOT / "scratch"
-TINY = {"steps": 6, "batch_size": 4, "input_res": 64, "features": 16, "stem_channels": [8, 16], "val_every": 3,
-        "val_samples": 8, "checkpoint_every": 3, "log_every": 1}
+TINY = {"steps": 6, "warmup": 2, "batch_size": 4, "input_res": 64, "features": 16, "stem_channels": [8, 16],
+        "val_every": 3, "val_samples": 8, "checkpoint_every": 3, "log_every": 1}
 ABLATION_RUNS = {"ci-a": ("hg_stacked", 0), "ci-b": ("hg_stacked", 1), "ci-c": ("hg_stacked_int", 0),
                  "ci-d": ("hg_stacked_int", 1)}  # the ablation notebook's default `runs`
 _built: set[str] = set()
@@ -35,13 +35,13 @@ def tiny_run(key: str, variant: str, seed: int, evaluate: bool) -> Path:
     if not (run / "model.pt").is_file():
         final = train(config, run, progress=False)
         info = {"variant": variant, "seed": seed, **summarize(config.model_config()), **config.to_dict()}
-        write_train_results(SCRATCH / "results" / "train" / key, run, info, final)
-    if evaluate and not (SCRATCH / "results" / "evaluate" / key / "preds.h5").is_file():
+        write_train_results(SCRATCH / "results" / "train" / variant / key, run, info, final)
+    if evaluate and not (SCRATCH / "results" / "evaluate" / variant / key / "preds.h5").is_file():
         p = evaluate_checkpoint(run / "model.pt", limit=16, batch_size=8).predictions
         ann = val_annotations("mannequin", p.index)
         curve = metrics.mpii_curves(metrics.distances(ann, p.preds))
-        write_eval_results(SCRATCH / "results" / "evaluate" / key, p.heatmap_stacks, p.matrices, p.index, score(p),
-                           curve)
+        write_eval_results(SCRATCH / "results" / "evaluate" / variant / key, p.heatmap_stacks, p.matrices, p.index,
+                           score(p), curve)
     return run
 
 

@@ -93,7 +93,8 @@ for f in reports/10_data.ipynb reports/40_ablations.ipynb reports/flic/train-s8x
     results/data/metrics.json results/ablations/metrics.json results/flic/s8x1/metrics.json; do
     [ -f "$out/$f" ] || missing+=("$f")
 done
-for run in hg_stacked-0 hg_stacked-1 hg_stacked_int-0 hg_stacked_int-1; do
+for run in hg_stacked/hg_stacked-0 hg_stacked/hg_stacked-1 hg_stacked_int/hg_stacked_int-0 \
+    hg_stacked_int/hg_stacked_int-1; do
     for f in "reports/train/$run.ipynb" "reports/evaluate/$run.ipynb" "reports/html/evaluate/$run.html" \
         "results/train/$run/metrics.json" "results/evaluate/$run/metrics.json"; do
         [ -f "$out/$f" ] || missing+=("$f")

@@ -49,7 +49,7 @@ from hgstudy.engine.runtime import (
     resolve_loading,
     resolve_runtime,
 )
-from hgstudy.engine.step import Collate, TrainStep, make_optimizer
+from hgstudy.engine.step import DECODER_TARGETS, Collate, TrainStep, make_optimizer
 from hgstudy.engine.train import train
 from hgstudy.model.network import HourglassConfig, ModelFields, StackedHourglass, fold_batchnorm
 from hgstudy.model.size import summarize
@@ -177,8 +177,8 @@ class Workload:
         shape = (batch, config.joints, config.output_res, config.output_res)
         self.fixed = {"image": torch.rand(batch, 3, config.input_res, config.input_res), "target": torch.rand(shape),
                       "target_weight": torch.ones(batch, config.joints)}
-        for f, key in ((2, "target_dec2"), (4, "target_dec4")) if config.decoder_heads else ():
-            side = config.output_res // f
+        for f, key in DECODER_TARGETS[:config.decoder_head_count]:
+            side = int(config.output_res * f)
             self.fixed[key], self.fixed[key + "_weight"] = torch.rand(batch, config.joints, side, side), \
                 torch.ones(batch, config.joints)
         self.batches = iter(self._loader(config, batch, loading)) if loading else None
@@ -190,7 +190,7 @@ class Workload:
             runtime.model(model)
             optimizer = make_optimizer(TrainConfig(**config.model_fields(), lr=2.5e-4), model, runtime.flat_optimizer)
             self.train_step = TrainStep(compile_model(model, runtime), optimizer, runtime,
-                                        [1.0] * (config.stacks + 2 * config.decoder_heads), config.decoder_heads)
+                                        [1.0] * (config.stacks + config.decoder_head_count), config.decoder_heads)
 
     @staticmethod
     def _loader(config: HourglassConfig, batch: int, loading: Loading):
@@ -201,7 +201,7 @@ class Workload:
         with loading.applied():  # OpenCV's threads as the workers inherit them
             return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=loading.workers,
                               persistent_workers=loading.workers > 0,
-                              collate_fn=Collate(config.output_res, 1.0, config.decoder_heads))
+                              collate_fn=Collate(config.output_res, 1.0, config.decoder_head_count))
 
     def step(self) -> None:
         batch = next(self.batches) if self.batches is not None else self.fixed

@@ -23,20 +23,20 @@ DECODER_TARGETS = ((0.5, "target_dec2"), (0.25, "target_dec4"))
 
 
 class Collate:
-    """default_collate; for HG-Int also targets at 1/2 and 1/4 of the heatmap size, drawn from joints_hm.
+    """default_collate; for HG-Int also targets at 1/2 (and 1/4) of the heatmap size, drawn from joints_hm.
 
     Pixel centres stay aligned across resolutions: u' = f * (u + 0.5) - 0.5; sigma is the same in each map's
     own pixels.
     """
 
-    def __init__(self, heatmap_res: int, sigma: float, decoder: bool):
-        self.res, self.sigma, self.decoder = heatmap_res, sigma, decoder
+    def __init__(self, heatmap_res: int, sigma: float, decoder_heads: int):
+        self.res, self.sigma, self.targets = heatmap_res, sigma, DECODER_TARGETS[:decoder_heads]
 
     def __call__(self, samples):
-        if self.decoder:
+        if self.targets:
             samples = [dict(s) for s in samples]
             for s in samples:
-                for f, key in DECODER_TARGETS:
+                for f, key in self.targets:
                     hm = f * (np.asarray(s["joints_hm"], np.float64) + 0.5) - 0.5
                     s[key], s[key + "_weight"] = draw_targets(hm, s["target_weight"], int(self.res * f), self.sigma)
         return default_collate(samples)
@@ -55,7 +55,7 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -
 
 def loss_weights(config: TrainConfig) -> list[float]:
     """Weights of the loss parts: one per stack, then (HG-Int) one per decoder head."""
-    return config.loss_weights() + ([config.decoder_weight] * 2 if config.decoder_heads else [])
+    return config.loss_weights() + [config.decoder_weight] * config.decoder_head_count
 
 
 class TrainStep:

@@ -45,7 +45,15 @@ from hgstudy.engine.runtime import (
     torch_threads,
     usable_cores,
 )
-from hgstudy.engine.step import Collate, LRSchedule, TrainStep, WeightAverage, loss_weights, make_optimizer
+from hgstudy.engine.step import (
+    DECODER_TARGETS,
+    Collate,
+    LRSchedule,
+    TrainStep,
+    WeightAverage,
+    loss_weights,
+    make_optimizer,
+)
 from hgstudy.model.checkpoint import CHECKPOINT, FINAL, load_state, non_finite, read_checkpoint, save_checkpoint
 from hgstudy.model.network import StackedHourglass, fold_batchnorm
 from hgstudy.model.size import summarize
@@ -208,7 +216,7 @@ class _Run:
         if per_epoch == 0:
             raise UserError(f"the training set has {len(self.train_set)} samples, fewer than one batch of "
                             f"{c.batch_size}")
-        collate = Collate(c.input_res // 4, c.sigma, c.decoder_heads)
+        collate = Collate(c.input_res // 4, c.sigma, c.decoder_head_count)
         self.progress.start(c.steps, self.step)
         while self.step < c.steps:
             epoch, first = divmod(self.step, per_epoch)
@@ -291,8 +299,8 @@ class _Run:
         mean = losses.mean(dim=0)
         row = {"step": self.step, "epoch": epoch, "loss": float((mean * self.weights.cpu()).sum())}
         row.update({f"loss_stack{i}": float(v) for i, v in enumerate(mean[: self.config.stacks], 1)})
-        if self.config.decoder_heads:
-            row.update(loss_dec2=float(mean[-2]), loss_dec4=float(mean[-1]))
+        heads = DECODER_TARGETS[:self.config.decoder_head_count]
+        row.update({f"loss_dec{round(1 / f)}": float(v) for (f, _), v in zip(heads, mean[self.config.stacks:])})
         speed = (self.step - step) * self.config.batch_size / max(now - t, 1e-9)
         row.update(lr=self.schedule.lr(), samples_per_s=speed)
         self.log.log_train(row)

@@ -39,7 +39,12 @@ class ModelFields:
     stem_layout: Literal["paper", "bearpaw"] = setting("paper", "stem residuals: paper c1->c2, c2->c2, c2->F; "
                                                        "bearpaw c1->c2, c2->2*c2, 2*c2->F")
     decoder_heads: bool = setting(False, "HG-Int (paper Fig. 8): extra heatmap heads in the decoder at 1/2 and 1/4 "
-                                  "of the output size")
+                                  "of the output size (depth 2: at 1/2 only, the one level upsampled before it)")
+
+    @property
+    def decoder_head_count(self) -> int:
+        """HG-Int's decoder heads: at 1/2 and 1/4 of the output, as many as the decoder has levels below it."""
+        return min(2, self.depth - 1) if self.decoder_heads else 0
 
     def check_model(self, where: str = "model config") -> None:
         """The checks that tie fields together (named by key)."""
@@ -50,8 +55,8 @@ class ModelFields:
                 f"{where}: input_res {self.input_res} must be divisible by 4 * 2**depth = "
                 f"{4 * 2**self.depth} (stem /4, then depth={self.depth} poolings)"
             )
-        if self.decoder_heads and self.depth < 3:
-            raise UserError(f"{where}: decoder_heads needs depth >= 3 (heads at 1/2 and 1/4 of the output)")
+        if self.decoder_heads and self.depth < 2:
+            raise UserError(f"{where}: decoder_heads needs depth >= 2 (a head at 1/2 of the output, after upsampling)")
         if self.stem_channels is not None and any(c % 2 for c in self.stem_channels):
             raise UserError(f"{where}: stem_channels must be even (bottlenecks use C/2), got {self.stem_channels}")
 
@@ -181,7 +186,7 @@ class StackedHourglass(nn.Module):
             # bare 1x1 conv on them starts with losses 1000x the main head's.
             self.decoder_heads = nn.ModuleList(
                 nn.Sequential(nn.BatchNorm2d(c.features), nn.ReLU(), nn.Conv2d(c.features, c.joints, 1))
-                for _ in range(2))
+                for _ in range(c.decoder_head_count))
 
     def stem(self, x):
         x = torch.relu_(self.stem_bn(self.stem_conv(x)))  # (B, c1, H/2, W/2)
@@ -192,7 +197,7 @@ class StackedHourglass(nn.Module):
         """(B, 3, H, W) -> heatmaps (B, S, J, H/4, W/4).
 
         With return_decoder (HG-Int models only) also the decoder heads' heatmaps of the last
-        stack: [(B, J, h/2, w/2), (B, J, h/4, w/4)].
+        stack: [(B, J, h/2, w/2), (B, J, h/4, w/4)] (depth 2: the first only).
         """
         if return_decoder and not self.config.decoder_heads:
             raise ValueError("return_decoder needs a model built with decoder_heads=True")

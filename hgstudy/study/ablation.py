@@ -161,7 +161,7 @@ class Runs:
 
 
 def load_runs(results: Path, runs: dict[str, list[str]], ann: Annotations) -> Runs:
-    """Read every run's train/evaluate outputs under `results` (train/<key>, evaluate/<key>; `hgstudy.study.files`).
+    """Read every run's outputs under `results` (train/ and evaluate/<variant>/<key>; `hgstudy.study.files`).
 
     `ann`: the whole validation split's ground truth. A stack's accuracy is marked unsupervised where its output
     gets no loss (it is not trained to predict, so its number means nothing); the middle stack's accuracy is
@@ -170,8 +170,8 @@ def load_runs(results: Path, runs: dict[str, list[str]], ann: Annotations) -> Ru
     rows, predictions, middles, curves, stack_rows, pckh, evaluated = [], {}, {}, [], [], [], None
     for variant, keys in runs.items():
         for key in keys:
-            train, val = read_train_results(results / "train" / key)
-            stacks, index, _ = read_eval_results(results / "evaluate" / key)
+            train, val = read_train_results(results / "train" / variant / key)
+            stacks, index, _ = read_eval_results(results / "evaluate" / variant / key)
             if evaluated is None:
                 evaluated = index
             elif not np.array_equal(index, evaluated):
@@ -196,7 +196,7 @@ def load_runs(results: Path, runs: dict[str, list[str]], ann: Annotations) -> Ru
                 "paper": PAPER_ACCURACY.get(variant, np.nan), "paper_middle": PAPER_MIDDLE_STACK.get(variant, np.nan),
             })
             curves.append(val.assign(variant=variant, run=key))
-            pckh.append(read_pckh_curve(results / "evaluate" / key).assign(variant=variant, run=key))
+            pckh.append(read_pckh_curve(results / "evaluate" / variant / key).assign(variant=variant, run=key))
     return Runs(pd.DataFrame(rows), predictions, middles,
                 pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(), pd.DataFrame(stack_rows),
                 pd.concat(pckh, ignore_index=True) if pckh else pd.DataFrame(),

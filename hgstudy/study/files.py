@@ -1,16 +1,17 @@
 """The study's files: what each pipeline stage writes for one run, and how the later stages read it back.
 
-    runs/<key>/                 the training run: checkpoints and logs (DVC-cached)
+    runs/<variant>/<key>/       the training run: checkpoints and logs (DVC-cached)
     results/data/val_annotations.h5  the validation ground truth every score is computed against
-    results/train/<key>/        metrics.json  numbers only: the final validation scores and training loss
+    results/train/<variant>/<key>/  metrics.json  numbers only: the final validation scores and training loss
                                 run.json      what ran: variant, seed, parameters, GFLOPs, speed, runtime
                                 train.tsv, val.tsv  the run's training and validation curves
-    results/evaluate/<key>/     metrics.json  numbers only: the official MPII table, AUC, every stack's Total
+    results/evaluate/<variant>/<key>/  metrics.json  numbers only: the official MPII table, AUC, every stack's Total
                                 preds.h5      predictions of every stack (`hgstudy score` reads it)
                                 pckh_curve.tsv  PCKh against the threshold
 
-`<key>` is `params.run_name(variant, seed)`. The notebooks write through these functions and the ablation
-reads through them, so the contract between stages lives here and nowhere else.
+`<key>` is `params.run_name(variant, seed)`; a train or evaluate stage handles every seed of a variant, so runs
+are grouped by variant (`stages.run_paths`). The notebooks write through these functions and the ablation reads
+through them, so the contract between stages lives here and in `stages.run_paths`.
 """
 
 from __future__ import annotations

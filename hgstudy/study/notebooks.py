@@ -17,6 +17,7 @@ import ast
 import logging
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -31,11 +32,17 @@ from hgstudy.core.files import write_text
 
 
 class IPCKernelManager(AsyncKernelManager):
-    """A kernel manager whose kernels listen on IPC sockets (files) instead of TCP ports."""
+    """A kernel manager whose kernels listen on IPC sockets (files) instead of TCP ports, in a folder of their own
+    (jupyter's default, `kernel-ipc-N` in the working folder, is shared by kernels run side by side)."""
 
     @default("transport")
     def _default_transport(self):
         return "ipc"
+
+    @default("ip")
+    def _default_ip(self):
+        self._sockets = tempfile.TemporaryDirectory(prefix="hgstudy-kernel-")  # removed with this manager
+        return str(Path(self._sockets.name) / "kernel")
 
 
 def to_html(notebook: Path, html: Path) -> Path:

@@ -58,6 +58,10 @@ def read_study(params=None) -> dict:
         value = profiles[profile].get(section, {})
         if not isinstance(value, dict) or (section == "train" and not value):
             raise UserError(f"params.yaml profiles.{profile}.{section}: must be a mapping of settings, got {value!r}")
+    at_once = profiles[profile].get("runs_at_once", 1)
+    if not isinstance(at_once, int) or isinstance(at_once, bool) or at_once < 1:
+        raise UserError(f"params.yaml profiles.{profile}.runs_at_once: must be a count >= 1 (training runs side by "
+                        f"side, one core each), got {at_once!r}")
     source = profiles[profile].get("data") or {}  # where the data stage downloads from (the paper profile)
     if not isinstance(source, dict) or set(source) - {"mirror", "mirror_pins"}:
         raise UserError(f"params.yaml profiles.{profile}.data: may hold mirror (a URL) and mirror_pins (tests only: "

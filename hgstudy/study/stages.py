@@ -1,7 +1,13 @@
 """The pipeline's stages as commands (what dvc.yaml runs): each stage's notebooks, where their executed copies
-go, and the parameters they get, all from a variant and a seed checked here.
+go, and the parameters they get, all from a variant (and a seed) checked here.
 
-    python -m hgstudy.study.stages train --variant hg --seed 0
+    python -m hgstudy.study.stages train --variant hg       # every seed of params.yaml, side by side
+    python -m hgstudy.study.stages evaluate --variant hg    # likewise
+
+A train or evaluate stage handles all seeds of its variant: up to the profile's `runs_at_once` notebooks run at
+the same time, each in its own process with one torch thread and its data rendered in-process (the study's small
+networks gain almost nothing from a second thread, and a run on every core is what the hour buys most with). The
+layout of the files each run writes is here (`run_paths`); `hgstudy.study.files` owns their contents.
 
 dvc.yaml passes a run as `${item}`, which DVC writes shell-quoted (`--variant 'hg' --seed 0`), and never a
 name inside a path or a bare word: no value of params.yaml reaches a shell unquoted. Here the variant must be
@@ -11,13 +17,26 @@ one that params.yaml runs (its name checked by `params.check_name`) before it be
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
+import threading
+from pathlib import Path
 
 from hgstudy.core.errors import UserError
 from hgstudy.study.notebooks import run
 from hgstudy.study.params import ROOT, open_study, run_name
 
 STAGES = ("data", "train", "evaluate", "ablations", "flic")
+
+
+def run_paths(variant: str, seed: int, stage: str = "train") -> dict:
+    """Where one run's train (or evaluate) stage writes, relative to the checkout: grouped by variant, as the
+    stages' outputs are."""
+    key = run_name(variant, seed)
+    return {"run": f"runs/{variant}/{key}", "results": f"results/{stage}/{variant}/{key}",
+            "report": f"reports/{stage}/{variant}/{key}.ipynb", "html": f"reports/html/{stage}/{variant}/{key}.html"}
 
 
 def notebook_calls(study, stage: str, variant: str | None = None, seed: int | None = None) -> list[tuple]:
@@ -43,21 +62,49 @@ def notebook_calls(study, stage: str, variant: str | None = None, seed: int | No
                 ("notebooks/50_flic.ipynb", f"reports/flic/{variant}.ipynb", f"reports/html/flic/{variant}.html",
                  {"variant": variant, "seed": 0, "run": f"runs/{key}", "results": f"results/flic/{variant}",
                   "overrides": {}})]
-    if seed not in params["seeds"]:
+    seeds = params["seeds"] if seed is None else [seed]
+    if seed is not None and seed not in params["seeds"]:
         raise UserError(f"--seed: {seed!r} is not in params.yaml seeds ({', '.join(map(str, params['seeds']))})")
-    key = run_name(variant, seed)
-    common = {"variant": variant, "seed": seed, "run": f"runs/{key}", "results": f"results/{stage}/{key}",
-              "overrides": {}}
-    notebook = {"train": "20_train", "evaluate": "30_evaluate"}[stage]
-    return [(f"notebooks/{notebook}.ipynb", f"reports/{stage}/{key}.ipynb", f"reports/html/{stage}/{key}.html",
-             {**common, "fresh": False} if stage == "train" else common)]
+    calls = []
+    for s in seeds:
+        paths = run_paths(variant, s, stage)
+        values = {"variant": variant, "seed": s, "run": paths["run"], "results": paths["results"], "overrides": {}}
+        calls.append((f"notebooks/{'20_train' if stage == 'train' else '30_evaluate'}.ipynb", paths["report"],
+                      paths["html"], {**values, "fresh": False} if stage == "train" else values))
+    return calls
+
+
+def run_side_by_side(calls: list[tuple], overrides: dict) -> None:
+    """Execute the notebook calls at the same time, each in its own process on one torch thread with its data in
+    that process (`overrides`: run-only settings that say so); their lines reach the console prefixed with the run's
+    name. One error names every failure."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    running = []
+    for notebook, output, html, parameters in calls:
+        parameters = {**parameters, "overrides": {**parameters["overrides"], **overrides}}
+        command = [sys.executable, "-m", "hgstudy.study.notebooks", str(ROOT / notebook), str(ROOT / output),
+                   "--html", str(ROOT / html), "-y", json.dumps(parameters)]
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, bufsize=1)
+        name = Path(output).stem
+        reader = threading.Thread(target=lambda p=proc, n=name: [print(f"[{n}] {line}", end="", flush=True)
+                                                                  for line in p.stdout], daemon=True)
+        reader.start()
+        running.append((name, proc, reader))
+    failed = []
+    for name, proc, reader in running:
+        if proc.wait() != 0:
+            failed.append(name)
+        reader.join()
+    if failed:
+        raise UserError(f"{', '.join(failed)} failed (the lines prefixed with their names above say why)")
 
 
 def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m hgstudy.study.stages", description=__doc__.splitlines()[0])
     parser.add_argument("stage", choices=STAGES)
     parser.add_argument("--variant", help="train, evaluate, flic: a variant of params.yaml")
-    parser.add_argument("--seed", type=int, help="train, evaluate: a seed of params.yaml")
+    parser.add_argument("--seed", type=int, help="train, evaluate: only this seed of params.yaml (default: all)")
     return parser
 
 
@@ -66,8 +113,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         study = open_study(ROOT)
-        for notebook, output, html, parameters in notebook_calls(study, args.stage, args.variant, args.seed):
-            run(ROOT / notebook, ROOT / output, parameters, ROOT / html)
+        calls = notebook_calls(study, args.stage, args.variant, args.seed)
+        at_once = study.params["profiles"][study.profile].get("runs_at_once", 1)
+        if args.stage in ("train", "evaluate") and at_once > 1:
+            overrides = {"num_workers": 0} if args.stage == "train" else {}  # data in each run's own process
+            for first in range(0, len(calls), at_once):
+                run_side_by_side(calls[first:first + at_once], overrides)
+        else:
+            for notebook, output, html, parameters in calls:
+                run(ROOT / notebook, ROOT / output, parameters, ROOT / html)
     except UserError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2

@@ -41,7 +41,7 @@ def test_supervision_modes_give_stack_weights():
 
 
 @pytest.mark.parametrize(("values", "message"), [
-    ({"optimizer": "sgd"}, "optimizer: must be one of rmsprop, adam, got 'sgd'"),
+    ({"optimizer": "lamb"}, "optimizer: must be one of rmsprop, adam, sgd, got 'lamb'"),
     ({"dataset": "coco"}, "dataset: must be one of mannequin, mpii, flic"),
     ({"precision": "fp16"}, "precision: must be one of auto, fp32, bf16"),
     ({"stacks": 0}, "stacks: must be at least 1, got 0"),

@@ -41,7 +41,7 @@ def test_masked_mse_by_hand():
 
 def test_hg_int_targets_are_drawn_at_half_and_quarter_resolution():
     sample = {"joints_hm": np.array([[10.0, 5.0], [30.0, 30.0]], np.float32), "target_weight": np.ones(2, np.float32)}
-    batch = Collate(heatmap_res=32, sigma=1.0, decoder=True)([sample])
+    batch = Collate(heatmap_res=32, sigma=1.0, decoder_heads=2)([sample])
     t2, t4 = batch["target_dec2"][0], batch["target_dec4"][0]
     assert t2.shape == (2, 16, 16) and t4.shape == (2, 8, 8)
     # Pixel-centre alignment u' = f (u + 0.5) - 0.5: (10, 5) -> (4.75, 2.25) at 1/2 and (2.125, 0.875) at 1/4;
@@ -94,6 +94,14 @@ def test_hg_int_model_trains_with_decoder_losses(tmp_path):
     log = pd.read_csv(tmp_path / "train.tsv", sep="\t")
     assert {"loss_stack1", "loss_dec2", "loss_dec4"} <= set(log.columns)
     np.testing.assert_allclose(log.loss, log.loss_stack1 + log.loss_dec2 + log.loss_dec4, rtol=1e-5)
+
+
+def test_a_depth_2_hg_int_trains_its_one_decoder_head(tmp_path):
+    train(tiny(stacks=1, depth=2, decoder_heads=True, batch_size=4, steps=2, log_every=1, val_every=2), tmp_path,
+          progress=False)
+    log = pd.read_csv(tmp_path / "train.tsv", sep="\t")
+    assert "loss_dec2" in log.columns and "loss_dec4" not in log.columns
+    np.testing.assert_allclose(log.loss, log.loss_stack1 + log.loss_dec2, rtol=1e-5)
 
 
 def test_checkpoint_of_another_configuration_is_refused(tmp_path):

@@ -94,6 +94,17 @@ def test_decoder_heads_shapes_and_gradients():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
+def test_a_depth_2_hourglass_has_one_decoder_head_at_half_the_output_and_depth_1_none():
+    torch.manual_seed(0)
+    config = HourglassConfig(stacks=1, modules=1, features=16, joints=5, input_res=64, depth=2, stem_channels=(8, 16),
+                             decoder_heads=True)
+    assert config.decoder_head_count == 1
+    heatmaps, decoder = StackedHourglass(config).eval()(torch.randn(2, 3, 64, 64), return_decoder=True)
+    assert heatmaps.shape == (2, 1, 5, 16, 16) and [d.shape for d in decoder] == [(2, 5, 8, 8)]
+    with pytest.raises(UserError, match="decoder_heads needs depth >= 2"):
+        HourglassConfig(features=16, input_res=64, depth=1, decoder_heads=True).check_model()
+
+
 def test_gradients_reach_every_parameter():
     torch.manual_seed(0)  # a random draw can leave a tiny innermost level all below ReLU's threshold
     config = HourglassConfig(stacks=3, modules=2, features=16, joints=4, input_res=64, stem_channels=(8, 16))

@@ -24,7 +24,8 @@ def params():
 
 def test_dvc_matrix_runs_are_the_params_runs(params):
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    assert stages["train"]["matrix"] == {"variant": "${variants}", "seed": "${seeds}"}
+    # a stage trains (evaluates) every seed of its variant
+    assert stages["train"]["matrix"] == stages["evaluate"]["matrix"] == {"variant": "${variants}"}
     assert runs(params) == [(v, s) for v in params["variants"] for s in params["seeds"]]
     assert run_name("hg", 0) == "hg-0"  # DVC's ${key} for the matrix (variant, seed)
 
@@ -61,7 +62,7 @@ def papermill_calls(stage, params: dict) -> list[tuple[str, dict]]:
 def test_every_stage_passes_only_parameters_its_notebook_declares(tmp_path, params):
     paper = dict(params, profile="paper", flic=["s8x1"])
     stages = pipeline_stages(tmp_path, paper)
-    assert {"data", "ablations", "flic@s8x1", "train@s8x1-0", "evaluate@s8x1-0"} <= set(stages)
+    assert {"data", "ablations", "flic@s8x1", "train@s8x1", "evaluate@s8x1"} <= set(stages)
     for name, stage in stages.items():
         calls = papermill_calls(stage, paper)
         assert calls, name
@@ -79,14 +80,14 @@ def test_every_stage_passes_only_parameters_its_notebook_declares(tmp_path, para
 
 
 def test_a_variants_stages_track_only_its_own_model_and_its_profile(tmp_path, params):
-    """So that editing one variant re-runs only its train/evaluate stages (and the ablation), and editing the
-    paper profile leaves the CPU study alone."""
+    """So that editing one variant re-runs only its train/evaluate stages (and the ablation), editing the paper
+    profile leaves the CPU study alone, and an evaluation setting retrains nothing."""
     stages = pipeline_stages(tmp_path, params)
+    profile = params["profile"]
     for variant in params["variants"]:
         for kind in ("train", "evaluate"):
-            stage = stages[f"{kind}@{variant}-0"]
-            keys = {key for dep in stage.deps if hasattr(dep, "params") for key in dep.params}
-            assert keys == {"profile", f"profiles.{params['profile']}", f"models.{variant}"}, stage.name
+            keys = {key for dep in stages[f"{kind}@{variant}"].deps if hasattr(dep, "params") for key in dep.params}
+            assert keys == {"profile", "seeds", f"models.{variant}", f"profiles.{profile}.{kind}"}, kind
 
 
 def notebook_imports(path) -> list[str]:
@@ -137,7 +138,7 @@ def test_each_stage_depends_on_the_package_files_its_notebooks_import_and_not_on
     # the ablation stage does not depend on the renderer or the training engine
     ablation = [str(Path(d.def_path)) for d in stages["ablations"].deps if not hasattr(d, "params")]
     assert not [d for d in ablation if d.startswith(("hgstudy/mannequin", "hgstudy/engine", "hgstudy/data"))]
-    train = [str(Path(d.def_path)) for d in stages["train@s8x1-0"].deps if not hasattr(d, "params")]
+    train = [str(Path(d.def_path)) for d in stages["train@s8x1"].deps if not hasattr(d, "params")]
     assert "hgstudy/study/ablation.py" not in train and "hgstudy/study" not in train
 
 
@@ -163,6 +164,8 @@ def test_the_committed_lock_trains_and_evaluates_every_variant_with_every_seed(p
     expected = {run_name(v, s) for v in params["variants"] for s in params["seeds"]}
     assert len(set(params["seeds"])) >= 3
     for kind in ("train", "evaluate"):
-        assert {name.split("@", 1)[1] for name in lock if name.startswith(f"{kind}@")} >= expected, kind
+        assert {name.split("@", 1)[1] for name in lock if name.startswith(f"{kind}@")} >= set(params["variants"])
+    evaluated = {p.parent.name for p in (ROOT / "results/evaluate").glob("*/*/preds.h5")}
+    assert evaluated >= expected
     claims = (ROOT / "results/ablations/claims.tsv").read_text().splitlines()[0].split("\t")
     assert "seed_sd_better" in claims and "seed_sd_worse" in claims  # the claims table carries the seed spread

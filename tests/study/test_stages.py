@@ -50,15 +50,15 @@ def test_dvc_passes_every_name_to_the_stage_command_as_one_quoted_word(tmp_path,
 
     stages = pipeline_stages(tmp_path, with_variant(params, name))
     for kind in ("train", "evaluate"):
-        words = shlex.split(stages[f"{kind}@{name}-0"].cmd)
-        assert words[-5:] == [kind, "--variant", name, "--seed", "0"], words
+        assert shlex.split(stages[f"{kind}@{name}"].cmd)[-3:] == [kind, "--variant", name]
     assert all("PWNED" not in stage.cmd.replace(shlex.quote(name), "") for stage in stages.values())
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["x$(touch PWNED)", "x'$(touch PWNED)'"])
 def test_dvc_repro_of_a_payload_named_stage_creates_no_file(tmp_path, params, name):
-    """The reproduction: `dvc repro --single-item 'train@x$(touch PWNED)-0'` ran the payload in a shell."""
+    """The reproduction: `dvc repro --single-item 'train@x$(touch PWNED)-0'` ran the payload in a shell (a train
+    stage is now one per variant)."""
     for path in ("hgstudy", "notebooks"):
         (tmp_path / path).symlink_to(ROOT / path)
     (tmp_path / "results/data").mkdir(parents=True)
@@ -68,7 +68,7 @@ def test_dvc_repro_of_a_payload_named_stage_creates_no_file(tmp_path, params, na
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "DVC_NO_ANALYTICS": "1"}
     subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True, env=env)
-    done = subprocess.run([sys.executable, "-m", "dvc", "repro", "--single-item", f"train@{name}-0"], cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "dvc", "repro", "--single-item", f"train@{name}"], cwd=tmp_path,
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode != 0
     assert f"--variant: {name!r}" in done.stderr + done.stdout  # the name arrived as one literal word
@@ -76,11 +76,16 @@ def test_dvc_repro_of_a_payload_named_stage_creates_no_file(tmp_path, params, na
 
 
 def test_each_stage_derives_its_paths_from_a_run_of_params(params):
-    study = Study(ROOT, params)
-    [(notebook, output, html, values)] = notebook_calls(study, "train", "hg", 1)
-    assert (notebook, output, html) == ("notebooks/20_train.ipynb", "reports/train/hg-1.ipynb",
-                                        "reports/html/train/hg-1.html")
-    assert values["run"] == "runs/hg-1" and values["results"] == "results/train/hg-1" and values["fresh"] is False
+    study = Study(ROOT, {**params, "seeds": [0, 1]})
+    calls = notebook_calls(study, "train", "hg")  # every seed of the variant
+    assert [c[:3] for c in calls] == [("notebooks/20_train.ipynb", f"reports/train/hg/hg-{s}.ipynb",
+                                       f"reports/html/train/hg/hg-{s}.html") for s in (0, 1)]
+    values = calls[1][3]
+    assert values["run"] == "runs/hg/hg-1" and values["results"] == "results/train/hg/hg-1"
+    assert values["seed"] == 1 and values["fresh"] is False
+    [(_, output, _, values)] = notebook_calls(study, "evaluate", "hg", 1)  # one seed, if asked for
+    assert output == "reports/evaluate/hg/hg-1.ipynb" and values["run"] == "runs/hg/hg-1"
+    assert values["results"] == "results/evaluate/hg/hg-1" and "fresh" not in values
     with pytest.raises(UserError, match=r"--variant: 'hg_x' is not in params\.yaml variants"):
         notebook_calls(study, "evaluate", "hg_x", 0)
     with pytest.raises(UserError, match=r"--seed: 7 is not in params\.yaml seeds"):
@@ -118,3 +123,22 @@ def test_the_string_false_never_reaches_the_notebook_and_no_folder_is_touched(tm
                          str(folder), "-p", "results", str(tmp_path / "r"), "-p", "fresh", '"false"'])
     assert rc == 2 and "parameter fresh: must be bool" in capsys.readouterr().err
     assert (folder / "keep.txt").read_text() == "mine" and not (tmp_path / "out.ipynb").exists()
+
+
+@pytest.mark.slow
+def test_runs_side_by_side_each_write_their_notebook_and_a_failure_is_named(tmp_path, capsys):
+    from hgstudy.study.stages import run_side_by_side
+
+    def call(name, seed, **extra):
+        return ("notebooks/20_train.ipynb", str(tmp_path / f"{name}.ipynb"), str(tmp_path / f"{name}.html"),
+                {"variant": "hg_stacked_int", "seed": seed, "run": str(tmp_path / "runs" / name),
+                 "results": str(tmp_path / "results" / name), "overrides": {"steps": 2, "warmup": 1, "batch_size": 2,
+                 "features": 8, "stem_channels": [8, 8], "val_every": 2, "val_samples": 4}, **extra})
+
+    run_side_by_side([call("a", 0), call("b", 1)], {"num_workers": 0})
+    out = capsys.readouterr().out
+    assert (tmp_path / "a.ipynb").is_file() and (tmp_path / "b.html").is_file()
+    assert (tmp_path / "runs" / "b" / "model.pt").is_file() and "[a] " in out and "[b] " in out
+    with pytest.raises(UserError, match=r"^c failed"):
+        run_side_by_side([call("c", 0, fresh="no")], {})
+    assert "parameter fresh: must be bool" in capsys.readouterr().out
