@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
 
 from hgstudy.core.errors import UserError
 from hgstudy.scoring.annotations import Annotations
@@ -125,7 +126,7 @@ def claim_curves(curves: pd.DataFrame, claims=CLAIMS, measure: str = "ablation",
     variants' means over seeds and a t band from the seeds' spread (training variance only; the validation
     subset is fixed). `curves`: long format with variant, run, step and `measure` columns."""
     rows = []
-    for claim in claims:
+    for claim in (c for c in claims if c.stack == "last"):  # the curves are the last stack's
         a, b = (curves[curves.variant == v].pivot_table(index="step", columns="run", values=measure)
                 for v in (claim.better, claim.worse))
         for step in a.index.intersection(b.index):
@@ -134,6 +135,38 @@ def claim_curves(curves: pd.DataFrame, claims=CLAIMS, measure: str = "ablation",
             half = np.hypot(ma - la, mb - lb)  # t half-widths combined (a conservative Welch band)
             rows.append({"claim": f"{claim.better} - {claim.worse}", "step": step, "diff": ma - mb,
                          "low": ma - mb - half, "high": ma - mb + half})
+    return pd.DataFrame(rows)
+
+
+def claim_trends(curves: pd.DataFrame, claims=CLAIMS, measure: str = "ablation",
+                 confidence: float = 0.95) -> pd.DataFrame:
+    """Per claim (last stack), how its difference moved over the later half of training, with a seed interval:
+    each run's change over the later half (a least-squares line through its validations there, times their span),
+    the difference of the variants' mean changes, and a Welch t interval from the runs' spread. The trend is
+    "growing" (moving away from zero) or "shrinking" (towards it) when that interval excludes zero, else "stable"."""
+    rows = []
+    for claim in (c for c in claims if c.stack == "last"):
+        changes = []
+        for variant in (claim.better, claim.worse):
+            wide = curves[curves.variant == variant].pivot_table(index="step", columns="run", values=measure)
+            later = wide.iloc[len(wide) // 2:] if len(wide) >= 4 else wide
+            if len(later) < 2:
+                break
+            x = later.index.to_numpy(float)
+            changes.append(np.polyfit(x, later.to_numpy(float), 1)[0] * (x[-1] - x[0]))
+        if len(changes) < 2:
+            continue
+        (a, b), last = changes, float(curves[curves.variant == claim.better].groupby("step")[measure].mean().iloc[-1]
+                                      - curves[curves.variant == claim.worse].groupby("step")[measure].mean().iloc[-1])
+        change = float(a.mean() - b.mean())
+        va, vb = (x.var(ddof=1) / len(x) if len(x) > 1 else np.nan for x in (a, b))
+        df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if va + vb > 0 else np.inf
+        half = float(scipy_stats.t.ppf(0.5 + confidence / 2, df) * np.sqrt(va + vb)) if np.isfinite(va + vb) else np.nan
+        low, high = change - half, change + half
+        trend = ("stable" if not (low > 0 or high < 0) else
+                 "growing" if np.sign(change) == np.sign(last) else "shrinking")
+        rows.append({"claim": f"{claim.better} - {claim.worse}", "last_diff": last, "change_later_half": change,
+                     "change_low": low, "change_high": high, "trend": trend, "validations": len(later)})
     return pd.DataFrame(rows)
 
 

@@ -1,14 +1,11 @@
 """The ablation report's words, computed from the run's numbers so that they stay true when the numbers change.
 
 `scope` states what the study measured and how it differs from the paper (data, model size, samples seen,
-seeds, what the intervals cover); `trends` classifies each claim's difference over training as growing,
-shrinking or stable; `standing` places the networks against the data stage's trivial baselines; `conclusion`
-turns the judged claims and their trends into a short paragraph.
+seeds, what the intervals cover); `standing` places the networks against the data stage's trivial baselines;
+`conclusion` turns the judged claims and their trends (`ablation.claim_trends`) into a short paragraph.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pandas as pd
@@ -43,6 +40,7 @@ def scope(runs: pd.DataFrame, people: int, families: dict[str, int]) -> str:
         + (f" with {first.warmup} warm-up steps" if first.get("warmup") else "")
         + (f", weights averaged (EMA {first.ema:g}) for validation and evaluation" if first.get("ema") else "")
         + ".",
+        hg_int_heads(runs),
         f"- **Seeds:** {seed_text}; a claim's interval covers the spread between seeds and the sampling of "
         f"validation images (`hgstudy.study.stats`).",
         f"- **Comparisons:** {sum(families.values())} claims in {len(families)} families, one per figure ("
@@ -54,6 +52,17 @@ def scope(runs: pd.DataFrame, people: int, families: dict[str, int]) -> str:
         "- **The paper's numbers** (87-88% on this measure) come from full-size networks trained on MPII for 4.8 M "
         "samples: they set the direction of each claim, not a level these runs could reach.",
     ])
+
+
+def hg_int_heads(runs: pd.DataFrame) -> str:
+    """Markdown: the size of HG-Int's decoder heads here against the paper's (32 x 32 and 16 x 16 for a 64 x 64
+    output), which decides how much their supervision can teach."""
+    first = runs.iloc[0]
+    out, depth = int(first.input_res) // 4, int(first.get("depth", 4))
+    heads = " and ".join(f"{out // f} x {out // f}" for f in (2, 4)[:min(2, depth - 1)])
+    return (f"- **HG-Int's decoder heads** predict {heads} maps here (output {out} x {out}, hourglass depth {depth}); "
+            "the paper's predict 32 x 32 and 16 x 16 (output 64 x 64): a coarser map can teach less, so Fig. 8's "
+            "HG-Int claims test a weaker version of the paper's decoder supervision.")
 
 
 def standing(table: pd.DataFrame, baselines: dict | None, people: int) -> str:
@@ -76,30 +85,6 @@ def standing(table: pd.DataFrame, baselines: dict | None, people: int) -> str:
     return text + "Every variant is above both baselines."
 
 
-def trends(claim_curves: pd.DataFrame, tolerance: float = 1.0) -> pd.DataFrame:
-    """Per claim: the difference at the last validation, its change over the later half of training (a least-squares
-    line through the later half of the validation points), and the trend: "growing" (moving away from zero),
-    "shrinking" (towards zero) or "stable" (changing by less than `tolerance` points or than the seed band)."""
-    rows = []
-    for claim, c in claim_curves.groupby("claim", sort=False):
-        c = c.sort_values("step")
-        later = c.iloc[len(c) // 2:] if len(c) >= 4 else c
-        if len(later) >= 2:
-            slope = np.polyfit(later.step.to_numpy(float), later["diff"].to_numpy(float), 1)[0]
-            change = float(slope * (later.step.iloc[-1] - later.step.iloc[0]))
-        else:
-            change = math.nan
-        last = float(c["diff"].iloc[-1])
-        band = float(np.nanmean((c.high - c.low).iloc[len(c) // 2:]) / 2) if len(c) else math.nan
-        if not math.isfinite(change) or abs(change) < max(tolerance, band if math.isfinite(band) else 0.0):
-            trend = "stable"
-        else:
-            trend = "growing" if np.sign(change) == np.sign(last) else "shrinking"
-        rows.append({"claim": claim, "last_diff": last, "change_later_half": change, "band_half_width": band,
-                     "trend": trend, "validations": len(c)})
-    return pd.DataFrame(rows)
-
-
 def conclusion(claims: pd.DataFrame, claim_trends: pd.DataFrame | None = None) -> str:
     """Markdown: what the judged claims show, one line per claim, then the counts."""
     if not len(claims):
@@ -107,7 +92,7 @@ def conclusion(claims: pd.DataFrame, claim_trends: pd.DataFrame | None = None) -
     trend_of = {} if claim_trends is None else dict(zip(claim_trends.claim, claim_trends.trend))
     lines = []
     for row in claims.itertuples():
-        trend = trend_of.get(f"{row.better} - {row.worse}")
+        trend = trend_of.get(f"{row.better} - {row.worse}") if row.at_stack == "last" else None
         over = f"; over training the difference is {trend}" if trend else ""
         paper = (f"the paper's {row.paper_diff:+.1f} is {'above' if row.paper_diff_detectable else 'below'} "
                  f"what this design detects ({row.detectable:.1f})" if np.isfinite(row.paper_diff) else

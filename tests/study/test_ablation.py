@@ -5,7 +5,15 @@ import pytest
 from hgstudy.core.joints import MPII_JOINTS
 from hgstudy.scoring.annotations import make_annotations
 from hgstudy.scoring.metrics import ABLATION_JOINTS
-from hgstudy.study.ablation import CLAIMS, ablation_accuracy, claim_curves, judge_claims, verdict, what_was_learned
+from hgstudy.study.ablation import (
+    CLAIMS,
+    ablation_accuracy,
+    claim_curves,
+    claim_trends,
+    judge_claims,
+    verdict,
+    what_was_learned,
+)
 
 
 def test_ablation_joints_are_wrists_elbows_knees_ankles():
@@ -110,3 +118,28 @@ def test_what_was_learned_tells_a_network_that_follows_people_from_one_that_gues
     low[:, [MPII_JOINTS.index("l_ankle"), MPII_JOINTS.index("r_ankle")], 1] += 5.0  # half a head size (10 px) lower
     learned = what_was_learned(ann, low)
     assert learned["bias_ankle_y"] == pytest.approx(0.5) and learned["bias_wrist_y"] == pytest.approx(0.0)
+
+
+def trend_curves(changes_better, changes_worse, worse_base=28.0):
+    """Runs of hg_int (at 30) and hg validated at steps 100-400, each moving by its `change` between 300 and 400."""
+    rows = []
+    for variant, base, changes in (("hg_int", 30.0, changes_better), ("hg", worse_base, changes_worse)):
+        for s, change in enumerate(changes):
+            for step, value in ((100, base - 5), (200, base - 2), (300, base), (400, base + change)):
+                rows.append({"variant": variant, "run": f"{variant}-{s}", "step": step, "ablation": value})
+    return pd.DataFrame(rows)
+
+
+def test_claim_trends_fire_when_the_seed_interval_of_the_change_excludes_zero():
+    # later half = steps 300 and 400; changes 4, 5, 3 against 0, 1, -1: mean 4, Welch se sqrt(1/3 + 1/3), df 4,
+    # half-width t(0.975, 4) = 2.776445 x 0.816497 = 2.267
+    t = claim_trends(trend_curves([4, 5, 3], [0, 1, -1]), [CLAIMS[0]]).iloc[0]
+    assert t.claim == "hg_int - hg" and t.change_later_half == pytest.approx(4.0)
+    assert (t.change_low, t.change_high) == pytest.approx((4 - 2.267, 4 + 2.267), abs=1e-3)
+    assert t.trend == "growing" and t.last_diff == pytest.approx(34 - 28)  # moving away from zero
+    # 30 - 4 against 20 at the end: still ahead, but closing in -> towards zero
+    assert claim_trends(trend_curves([-4, -5, -3], [0, 1, -1], 20.0), [CLAIMS[0]]).trend.iloc[0] == "shrinking"
+    # a change of 1 with a seed spread of 2 points: the interval holds zero
+    assert claim_trends(trend_curves([1, 3, -1], [0, 0, 0]), [CLAIMS[0]]).trend.iloc[0] == "stable"
+    middle = [c for c in CLAIMS if c.stack == "middle"]  # the curves are the last stack's: no trend for these
+    assert claim_trends(trend_curves([4, 5, 3], [0, 1, -1]), middle).empty

@@ -42,14 +42,9 @@ def test_scope_states_the_configured_learning_rate_samples_and_seeds():
     assert "9 claims in 3 families" in text and "98.75% in a family of 4" in text and "95.00% in a family of 1" in text
 
 
-def test_trends_by_hand():
-    steps = [100, 200, 300, 400]
-    frame = pd.concat([
-        pd.DataFrame({"claim": "a - b", "step": steps, "diff": [1.0, 2.0, 4.0, 6.0], "low": 0.0, "high": 1.0}),
-        pd.DataFrame({"claim": "c - d", "step": steps, "diff": [-6.0, -5.0, -4.0, -2.0], "low": 0.0, "high": 1.0}),
-        pd.DataFrame({"claim": "e - f", "step": steps, "diff": [1.0, 1.2, 1.1, 1.3], "low": 0.0, "high": 1.0}),
-    ])
-    t = report.trends(frame).set_index("claim")
-    # later half: (300, 4) -> (400, 6) rises 2 points away from zero; (300, -4) -> (400, -2) 2 points towards it
-    assert t.trend.to_dict() == {"a - b": "growing", "c - d": "shrinking", "e - f": "stable"}
-    assert t.change_later_half.to_dict() == pytest.approx({"a - b": 2.0, "c - d": 2.0, "e - f": 0.2})
+def test_hg_int_heads_say_their_size_against_the_papers():
+    deep, shallow = runs_table({"hg_int": [1.0]}).assign(depth=4), runs_table({"hg_int": [1.0]}).assign(depth=2)
+    # 64 px input -> 16 x 16 output; depth 4: heads at 1/2 and 1/4 (8 x 8, 4 x 4); depth 2: only 1/2
+    assert "predict 8 x 8 and 4 x 4 maps here (output 16 x 16, hourglass depth 4)" in report.hg_int_heads(deep)
+    assert "predict 8 x 8 maps here (output 16 x 16, hourglass depth 2)" in report.hg_int_heads(shallow)
+    assert "the paper's predict 32 x 32 and 16 x 16" in report.hg_int_heads(shallow)
