@@ -148,7 +148,8 @@ def report(rows: list[dict], out: Path, chosen: str | None, baselines: dict) -> 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
+    parser.add_argument("--candidates", nargs="*", default=[], choices=list(CANDIDATES),
+                        help="candidates to train (those already in --json are skipped); none: only --report")
     parser.add_argument("--variants", nargs="+", default=["s8x1"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--parallel", type=int, default=2)
