@@ -108,6 +108,14 @@ def read_training_state(path: Path, config: TrainConfig) -> dict:
     return state
 
 
+def saved_step(path: Path) -> int | None:
+    """The step of the checkpoint at `path`, or None if there is none that reads back."""
+    try:
+        return int(read_checkpoint(path)["step"]) if path.is_file() else None
+    except (UserError, KeyError, TypeError):
+        return None
+
+
 def last_good_checkpoint(path: Path) -> str:
     """What a failed run leaves to resume from, checked: a checkpoint counts only if it reads back (finite)."""
     if not path.is_file():
@@ -155,7 +163,8 @@ def train(config: TrainConfig, out, *, progress: bool = True) -> dict:
             return run.run()
     except KeyboardInterrupt:  # Ctrl-C: one line saying where the run stands (checkpoints are replaced whole)
         where = f"at step {run.step}" if run else "before the first step"
-        kept = f"the checkpoint of step {run.saved} is kept" if run and run.saved is not None else "no checkpoint"
+        saved = saved_step(out / CHECKPOINT)  # from the file: Ctrl-C may land between its rename and the bookkeeping
+        kept = f"the checkpoint of step {saved} is kept" if saved is not None else "no checkpoint"
         raise KeyboardInterrupt(f"interrupted {where} ({kept}); run the same command to resume") from None
     finally:
         if started_group:
@@ -172,7 +181,6 @@ class _Run:
         ckpt = out / CHECKPOINT
         state = read_training_state(ckpt, config) if ckpt.is_file() else None
         self.step = state["step"] if state else 0
-        self.saved = state["step"] if state else None  # the step of the checkpoint on disk
         if d.main and self.step < config.steps:
             # Until this run ends, an earlier final model would pass for its result: it goes now, comes back at the end.
             (out / FINAL).unlink(missing_ok=True)
@@ -261,7 +269,6 @@ class _Run:
                                 optimizer=self.optimizer.state_dict(), schedule=self.schedule.state_dict(), step=s,
                                 epoch=epoch, rng=rng_state(), pending=pending.cpu(),
                                 **({"average": self.average.state_dict()} if self.average else {}))
-            self.saved = s
         t, step = self.mark
         self.mark = (t + time.perf_counter() - paused, step)  # samples/s counts training time only
 
