@@ -160,8 +160,8 @@ def claim_trends(curves: pd.DataFrame, claims=CLAIMS, measure: str = "ablation",
                                       - curves[curves.variant == claim.worse].groupby("step")[measure].mean().iloc[-1])
         change = float(a.mean() - b.mean())
         va, vb = (x.var(ddof=1) / len(x) if len(x) > 1 else np.nan for x in (a, b))
-        df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if va + vb > 0 else np.inf
-        half = float(scipy_stats.t.ppf(0.5 + confidence / 2, df) * np.sqrt(va + vb)) if np.isfinite(va + vb) else np.nan
+        df = stats.welch_df(va, len(a), vb, len(b))
+        half = float(scipy_stats.t.ppf(0.5 + confidence / 2, df) * np.sqrt(va + vb))
         low, high = change - half, change + half
         trend = ("stable" if not (low > 0 or high < 0) else
                  "growing" if np.sign(change) == np.sign(last) else "shrinking")

@@ -74,6 +74,11 @@ def notebook_calls(study, stage: str, variant: str | None = None, seed: int | No
     return calls
 
 
+def _relay(proc: subprocess.Popen, name: str) -> None:
+    for line in proc.stdout:
+        print(f"[{name}] {line}", end="", flush=True)
+
+
 def run_side_by_side(calls: list[tuple], overrides: dict) -> None:
     """Execute the notebook calls at the same time, each in its own process on one torch thread with its data in
     that process (`overrides`: run-only settings that say so); their lines reach the console prefixed with the run's
@@ -87,8 +92,7 @@ def run_side_by_side(calls: list[tuple], overrides: dict) -> None:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, bufsize=1)
         name = Path(output).stem
-        reader = threading.Thread(target=lambda p=proc, n=name: [print(f"[{n}] {line}", end="", flush=True)
-                                                                  for line in p.stdout], daemon=True)
+        reader = threading.Thread(target=_relay, args=(proc, name), daemon=True)
         reader.start()
         running.append((name, proc, reader))
     failed = []

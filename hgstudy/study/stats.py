@@ -61,10 +61,7 @@ def difference_interval(hits_a: np.ndarray, hits_b: np.ndarray, valid: np.ndarra
                                rng=np.random.default_rng(seed))  # only its spread is used
     var_img = float(np.nanstd(boot.bootstrap_distribution, ddof=1)) ** 2
     var_seed = var_a + var_b
-    if math.isfinite(var_seed) and var_seed > 0:
-        df = (var_seed + var_img) ** 2 / (var_a**2 / (k_a - 1) + var_b**2 / (k_b - 1))
-    else:  # one seed (no training variance known) or identical runs: the image part alone
-        df = math.inf
+    df = welch_df(var_a, k_a, var_b, k_b, var_img)
     se = math.sqrt((var_seed if math.isfinite(var_seed) else 0.0) + var_img)
     half = stats.t.ppf(0.5 + confidence / 2, df) * se
     return {"acc_a": acc_a.mean(), "acc_b": acc_b.mean(), "diff": diff,
@@ -73,6 +70,16 @@ def difference_interval(hits_a: np.ndarray, hits_b: np.ndarray, valid: np.ndarra
             "seed_sd_b": math.sqrt(var_b * k_b) if k_b > 1 else math.nan,
             "se_seed": math.sqrt(var_seed) if math.isfinite(var_seed) else math.nan, "se_images": math.sqrt(var_img),
             "se": se, "df": df, "ci_low": diff - half, "ci_high": diff + half, "seeds_a": k_a, "seeds_b": k_b}
+
+
+def welch_df(var_a: float, k_a: int, var_b: float, k_b: int, known: float = 0.0) -> float:
+    """Satterthwaite's degrees of freedom of var_a + var_b + known: var_a, var_b the squared standard errors of
+    means over k_a, k_b runs, `known` a variance counted as exactly known (the images'). Infinite where the runs'
+    part is zero or unknown (one seed, identical runs): the known part alone."""
+    runs = var_a + var_b
+    if not (math.isfinite(runs) and runs > 0):
+        return math.inf
+    return (runs + known) ** 2 / (var_a**2 / (k_a - 1) + var_b**2 / (k_b - 1))
 
 
 def detectable_difference(se: float, df: float, confidence: float, power: float = 0.8) -> float:
@@ -86,9 +93,9 @@ def design_detectable(seed_sd: float, se_images: float, seeds: int, comparisons:
     """The detectable difference (`detectable_difference`) of a claim between two variants of `seeds` runs each,
     whose runs spread by `seed_sd` points, with an image part `se_images`, in a family of `comparisons`
     (Bonferroni): what a design of that many seeds and that family could decide."""
-    var_seed = 2 * seed_sd**2 / seeds
-    df = (var_seed + se_images**2) ** 2 / (2 * (seed_sd**2 / seeds) ** 2 / (seeds - 1)) if seed_sd > 0 else math.inf
-    return detectable_difference(math.sqrt(var_seed + se_images**2), df, 1 - (1 - confidence) / comparisons, power)
+    var_mean = seed_sd**2 / seeds
+    df = welch_df(var_mean, seeds, var_mean, seeds, se_images**2)
+    return detectable_difference(math.sqrt(2 * var_mean + se_images**2), df, 1 - (1 - confidence) / comparisons, power)
 
 
 def verdict(low: float, high: float) -> str:

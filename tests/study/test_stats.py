@@ -57,3 +57,10 @@ def test_design_detectable_by_hand():
     # more seeds and a smaller family detect smaller differences
     assert stats.design_detectable(1.0, 0.3, 5, 4) < stats.design_detectable(1.0, 0.3, 3, 4)
     assert stats.design_detectable(1.0, 0.3, 3, 4) < stats.design_detectable(1.0, 0.3, 3, 9)
+
+
+def test_welch_df_by_hand():
+    # var 1/3 on each side from 3 runs: (2/3)^2 / (2 (1/3)^2 / 2) = 4; a known part of 1/3 adds: (1)^2 / (1/9) = 9
+    assert stats.welch_df(1 / 3, 3, 1 / 3, 3) == pytest.approx(4.0)
+    assert stats.welch_df(1 / 3, 3, 1 / 3, 3, known=1 / 3) == pytest.approx(9.0)
+    assert stats.welch_df(0.0, 3, 0.0, 3) == math.inf and stats.welch_df(math.nan, 1, 0.2, 3) == math.inf
