@@ -11,17 +11,12 @@ from pathlib import Path
 import hgstudy
 from hgstudy.datasets import val_annotations
 from hgstudy.engine.evaluate import evaluate_checkpoint, score
-from hgstudy.engine.train import train
-from hgstudy.model.size import summarize
 from hgstudy.scoring import metrics
-from hgstudy.study.configs import variant_config
-from hgstudy.study.files import write_eval_results, write_json, write_train_results, write_val_annotations
-from hgstudy.study.params import open_study
+from hgstudy.study.files import write_eval_results, write_json, write_val_annotations
+from hgstudy.study.stages.train import train_stage
 
 ROOT = Path(hgstudy.__file__).resolve().parents[1]
 SCRATCH = ROOT / "scratch"
-TINY = {"steps": 6, "warmup": 2, "batch_size": 4, "input_res": 64, "features": 16, "stem_channels": [8, 16],
-        "val_every": 3, "val_samples": 8, "checkpoint_every": 3, "log_every": 1}
 ABLATION_RUNS = {"ci-a": ("hg_stacked", 0), "ci-b": ("hg_stacked", 1), "ci-c": ("hg_stacked_int", 0),
                  "ci-d": ("hg_stacked_int", 1)}  # the ablation notebook's default `runs`
 _built: set[str] = set()
@@ -29,13 +24,9 @@ _built: set[str] = set()
 
 def tiny_run(key: str, variant: str, seed: int, evaluate: bool) -> Path:
     """scratch/runs/<key> (trained unless model.pt exists) and, if `evaluate`, its results under scratch/results."""
-    study = open_study(ROOT)
     run = SCRATCH / "runs" / key
-    config = variant_config(study.params, variant, seed, TINY)
-    if not (run / "model.pt").is_file():
-        final = train(config, run, progress=False)
-        info = {"variant": variant, "seed": seed, **summarize(config.model_config()), **config.to_dict()}
-        write_train_results(SCRATCH / "results" / "train" / variant / key, run, info, final)
+    if not (run / "model.pt").is_file():  # the CI sizes (overrides=None)
+        train_stage(variant, seed, run, SCRATCH / "results" / "train" / variant / key, progress=False)
     if evaluate and not (SCRATCH / "results" / "evaluate" / variant / key / "preds.h5").is_file():
         p = evaluate_checkpoint(run / "model.pt", limit=16, batch_size=8).predictions
         ann = val_annotations("mannequin", p.index)

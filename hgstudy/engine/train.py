@@ -327,9 +327,9 @@ class _Run:
             value = scores[self.metric]
             self.log.log_val({"step": self.step, **scores})
             stacks = ", ".join(f"{scores[f'{self.metric}_stack{i}']:.1f}" for i in range(1, self.config.stacks + 1))
-            extra = f" ablation {scores['ablation']:.2f}" if "ablation" in scores else ""
-            self.progress.print(f"step {self.step}: val {self.metric} {value:.2f} auc {scores['auc']:.2f}{extra} "
-                                f"(by stack: {stacks})")
+            extra = f", ablation {scores['ablation']:.2f}" if "ablation" in scores else ""
+            self.progress.print(f"step {self.step}: val {self.metric} {value:.2f} (by stack: {stacks}), "
+                                f"auc {scores['auc']:.2f}{extra}")
         self.schedule.after_validation(ddp.broadcast_value(self.d, value))
 
 

@@ -10,8 +10,8 @@
                                 pckh_curve.tsv  PCKh against the threshold
 
 `<key>` is `params.run_name(variant, seed)`; a train or evaluate stage handles every seed of a variant, so runs
-are grouped by variant (`stages.run_paths`). The notebooks write through these functions and the ablation reads
-through them, so the contract between stages lives here and in `stages.run_paths`.
+are grouped by variant (`pipeline.run_paths`). The notebooks write through these functions and the ablation reads
+through them, so the contract between stages lives here and in `pipeline.run_paths`.
 """
 
 from __future__ import annotations

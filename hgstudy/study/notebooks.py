@@ -97,7 +97,7 @@ def check_parameters(notebook, parameters: dict) -> None:
         if name not in declared:
             raise UserError(f"parameter {name}: {notebook} has no such parameter; it has {', '.join(declared)}")
         if not _accepts(declared[name], value):
-            kinds = " or ".join(t.__name__.replace("NoneType", "null") for t in declared[name])
+            kinds = " or ".join(sorted(t.__name__.replace("NoneType", "null") for t in declared[name]))
             raise UserError(f"parameter {name}: must be {kinds}, got {value!r} ({type(value).__name__})")
 
 

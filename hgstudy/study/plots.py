@@ -172,6 +172,21 @@ def claim_curve_grid(claim_curves: pd.DataFrame, columns: int = 4):
     return fig
 
 
+MEASURES = {"pckh": "PCKh@0.5", "ablation": "PCKh@0.5, wrists/elbows/knees/ankles", "pck": "PCK@0.2"}
+
+
+def training_curves(run, subset: str) -> None:
+    """A run's training loss per output (log scale) and its validation measures by stack (`subset`: which people)."""
+    log, val = read_tsv(Path(run) / "train.tsv"), read_tsv(Path(run) / "val.tsv")
+    losses = log.melt("step", [c for c in log.columns if c.startswith("loss_")], "output", "loss per output")
+    curves(losses, "step", "loss per output", "output", "Training loss per output").set_yscale("log")
+    for key, measure in MEASURES.items():
+        columns = [c for c in val.columns if c.startswith(f"{key}_stack")]
+        if columns:
+            curves(val.melt("step", columns, "stack", measure), "step", measure, "stack",
+                   f"Validation {measure} by stack ({subset})")
+
+
 def read_tsv(path) -> pd.DataFrame:
     path = Path(path)
     return pd.read_csv(path, sep="\t") if path.is_file() else pd.DataFrame()

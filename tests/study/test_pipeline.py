@@ -15,7 +15,7 @@ import yaml
 
 from hgstudy.study.notebooks import check_parameters
 from hgstudy.study.params import ROOT, Study, run_name, runs
-from hgstudy.study.stages import arguments, notebook_calls
+from hgstudy.study.pipeline import arguments, notebook_calls, notebook_imports, write_code_dependencies
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +52,10 @@ def pipeline_stages(tmp_path, params: dict) -> dict:
 
 
 def papermill_calls(stage, params: dict) -> list[tuple[str, dict]]:
-    """(notebook, {parameter: value}) of each notebook a stage runs: its command read as hgstudy.study.stages
+    """(notebook, {parameter: value}) of each notebook a stage runs: its command read as hgstudy.study.pipeline
     reads it."""
     words = shlex.split(stage.cmd)
-    args = arguments().parse_args(words[words.index("hgstudy.study.stages") + 1:])
+    args = arguments().parse_args(words[words.index("hgstudy.study.pipeline") + 1:])
     calls = notebook_calls(Study(ROOT, params), args.stage, args.variant, args.seed)
     return [(notebook, values) for notebook, _, _, values in calls]
 
@@ -91,20 +91,6 @@ def test_a_variants_stages_track_only_its_own_model_and_its_profile(tmp_path, pa
             assert keys == {"profile", "seeds", f"models.{variant}", f"profiles.{profile}.{kind}"}, kind
 
 
-def notebook_imports(path) -> list[str]:
-    """Every `import hgstudy...` / `from hgstudy... import ...` statement in a notebook's code cells."""
-    statements = []
-    for cell in json.loads(path.read_text())["cells"]:
-        if cell["cell_type"] != "code":
-            continue
-        for node in ast.walk(ast.parse("".join(cell["source"]))):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hgstudy"):
-                statements.append(f"from {node.module} import {', '.join(a.name for a in node.names)}")
-            elif isinstance(node, ast.Import):
-                statements += [f"import {a.name}" for a in node.names if a.name.startswith("hgstudy")]
-    return statements
-
-
 @functools.cache
 def imported_files(statements: tuple[str, ...]) -> set[str]:
     """The package files (relative to the repository) that these import statements load, transitively."""
@@ -132,15 +118,26 @@ def test_each_stage_depends_on_the_package_files_its_notebooks_import_and_not_on
         assert "hgstudy" not in deps, f"{name} depends on the whole package"
         needed = set()
         for notebook, _ in papermill_calls(stage, paper):  # the runner's own imports, then the notebook's
-            needed |= imported_files(("import hgstudy.study.stages", *notebook_imports(ROOT / notebook)))
+            needed |= imported_files(("import hgstudy.study.pipeline", *notebook_imports(ROOT / notebook)))
         uncovered = sorted(f for f in needed if not any(f == d or f.startswith(d + "/") for d in deps)
                            and not (Path(f).name == "__init__.py" and is_docstring_only(ROOT / f)))
         assert not uncovered, f"{name} imports {uncovered} but does not depend on them"
+        excess = [d for d in deps
+                  if d.startswith("hgstudy/") and not any(f == d or f.startswith(d + "/") for f in needed)]
+        assert not excess, f"{name} depends on {excess}, which it does not import"
     # the ablation stage does not depend on the renderer or the training engine
     ablation = [str(Path(d.def_path)) for d in stages["ablations"].deps if not hasattr(d, "params")]
     assert not [d for d in ablation if d.startswith(("hgstudy/mannequin", "hgstudy/engine", "hgstudy/data"))]
     train = [str(Path(d.def_path)) for d in stages["train@s8x1"].deps if not hasattr(d, "params")]
     assert "hgstudy/study/ablation.py" not in train and "hgstudy/study" not in train
+    assert not [d for d in train if "bench" in d]  # the benchmarks' code re-runs nothing
+
+
+def test_the_dependency_lines_are_what_the_generator_writes(tmp_path):
+    copy = tmp_path / "dvc.yaml"
+    shutil.copy(ROOT / "dvc.yaml", copy)
+    write_code_dependencies(copy)
+    assert copy.read_text() == (ROOT / "dvc.yaml").read_text(), "run `python -m hgstudy.study.pipeline deps`"
 
 
 

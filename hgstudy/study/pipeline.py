@@ -1,8 +1,8 @@
 """The pipeline's stages as commands (what dvc.yaml runs): each stage's notebooks, where their executed copies
 go, and the parameters they get, all from a variant (and a seed) checked here.
 
-    python -m hgstudy.study.stages train --variant hg       # every seed of params.yaml, side by side
-    python -m hgstudy.study.stages evaluate --variant hg    # likewise
+    python -m hgstudy.study.pipeline train --variant hg       # every seed of params.yaml, side by side
+    python -m hgstudy.study.pipeline evaluate --variant hg    # likewise
 
 A train or evaluate stage handles all seeds of its variant: up to the profile's `runs_at_once` notebooks run at
 the same time, each in its own process with one torch thread and its data rendered in-process (the study's small
@@ -17,6 +17,7 @@ one that params.yaml runs (its name checked by `params.check_name`) before it be
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import subprocess
@@ -25,6 +26,7 @@ import threading
 from pathlib import Path
 
 from hgstudy.core.errors import UserError
+from hgstudy.core.files import write_text
 from hgstudy.study.notebooks import run
 from hgstudy.study.params import ROOT, open_study, run_name
 
@@ -104,9 +106,57 @@ def run_side_by_side(calls: list[tuple], overrides: dict) -> None:
         raise UserError(f"{', '.join(failed)} failed (the lines prefixed with their names above say why)")
 
 
+# ------------------------------------------------------------------------------ the stages' code dependencies
+def notebook_imports(notebook) -> list[str]:
+    """Every `import hgstudy...` / `from hgstudy... import ...` statement in a notebook's code cells."""
+    statements = []
+    for cell in json.loads(Path(notebook).read_text())["cells"]:
+        if cell["cell_type"] == "code":
+            for node in ast.walk(ast.parse("".join(cell["source"]))):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hgstudy"):
+                    statements.append(f"from {node.module} import {', '.join(a.name for a in node.names)}")
+                elif isinstance(node, ast.Import):
+                    statements += [f"import {a.name}" for a in node.names if a.name.startswith("hgstudy")]
+    return statements
+
+
+def code_dependencies(notebooks: list[str]) -> list[str]:
+    """The package files a stage runs (this runner and its notebooks' imports, loaded in a fresh interpreter: what
+    Python really imports), a folder named instead of its files where all of them are; relative to the checkout."""
+    statements = ["import hgstudy.study.pipeline"] + [s for nb in notebooks for s in notebook_imports(ROOT / nb)]
+    code = "\n".join([*statements, "import sys", "print('\\n'.join(m.__file__ for n, m in sys.modules.items() "
+                                               "if n.startswith('hgstudy')))"])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    files = {Path(f).resolve().relative_to(ROOT) for f in out.split()}
+    deps = set(files)
+    for folder in sorted({f.parent for f in files}, key=lambda f: len(f.parts), reverse=True):
+        inside = {f for f in deps if folder in f.parents}
+        if folder != Path("hgstudy") and inside >= {f.relative_to(ROOT) for f in (ROOT / folder).rglob("*.py")}:
+            deps = (deps - inside) | {folder}
+    return sorted(str(d) for d in deps)
+
+
+def write_code_dependencies(dvc_yaml=ROOT / "dvc.yaml") -> Path:
+    """Rewrite each stage's `- hgstudy/...` dependency lines in dvc.yaml from `code_dependencies` of the notebooks
+    listed just before them (run after changing what a notebook or module imports; tests check they match)."""
+    lines, out, notebooks = Path(dvc_yaml).read_text().splitlines(), [], []
+    for line in lines:
+        item = line.strip().removeprefix("- ")
+        if line.startswith("      - notebooks/"):
+            notebooks.append(item)
+        elif line.startswith("      - hgstudy/"):
+            if notebooks:
+                out += [f"      - {d}" for d in code_dependencies(notebooks)]
+                notebooks = []
+            continue
+        out.append(line)
+    return write_text(dvc_yaml, "\n".join(out) + "\n")
+
+
 def arguments() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m hgstudy.study.stages", description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=STAGES)
+    parser = argparse.ArgumentParser(prog="python -m hgstudy.study.pipeline", description=__doc__.splitlines()[0])
+    parser.add_argument("stage", choices=(*STAGES, "deps"),
+                        help="a stage to run, or deps: rewrite dvc.yaml's package dependencies from the imports")
     parser.add_argument("--variant", help="train, evaluate, flic: a variant of params.yaml")
     parser.add_argument("--seed", type=int, help="train, evaluate: only this seed of params.yaml (default: all)")
     return parser
@@ -116,6 +166,9 @@ def main(argv=None) -> int:
     parser = arguments()
     args = parser.parse_args(argv)
     try:
+        if args.stage == "deps":
+            print(f"wrote {write_code_dependencies()}")
+            return 0
         study = open_study(ROOT)
         calls = notebook_calls(study, args.stage, args.variant, args.seed)
         at_once = study.params["profiles"][study.profile].get("runs_at_once", 1)

@@ -14,7 +14,7 @@ from hgstudy.study.configs import variant_config
 from hgstudy.study.notebooks import check_parameters
 from hgstudy.study.notebooks import main as notebooks_main
 from hgstudy.study.params import ROOT, Study, read_study
-from hgstudy.study.stages import notebook_calls
+from hgstudy.study.pipeline import notebook_calls
 
 PAYLOADS = ["x$(touch PWNED)", "x'$(touch PWNED)'", 'x"; touch PWNED; "', "x`touch PWNED`", "a b", "../escape",
             "-rf", "x\ny"]
@@ -98,7 +98,7 @@ def test_each_stage_derives_its_paths_from_a_run_of_params(params):
     ("fresh", "false", r"parameter fresh: must be bool, got 'false' \(str\)"),
     ("fresh", 0, "parameter fresh: must be bool, got 0"),
     ("seed", True, "parameter seed: must be int, got True"),
-    ("overrides", [1, 2], r"parameter overrides: must be dict, got \[1, 2\] \(list\)"),
+    ("overrides", [1, 2], r"parameter overrides: must be dict or null, got \[1, 2\] \(list\)"),
     ("runs", "x", "parameter runs: must be"),
     ("steps", 3, "parameter steps: .* has no such parameter"),
 ])
@@ -127,7 +127,7 @@ def test_the_string_false_never_reaches_the_notebook_and_no_folder_is_touched(tm
 
 @pytest.mark.slow
 def test_runs_side_by_side_each_write_their_notebook_and_a_failure_is_named(tmp_path, capsys):
-    from hgstudy.study.stages import run_side_by_side
+    from hgstudy.study.pipeline import run_side_by_side
 
     def call(name, seed, **extra):
         return ("notebooks/20_train.ipynb", str(tmp_path / f"{name}.ipynb"), str(tmp_path / f"{name}.html"),
