@@ -25,7 +25,8 @@ import pandas as pd
 
 from hgstudy.engine.bench import machine
 from hgstudy.engine.train import train
-from hgstudy.study.configs import load_study, variant_config
+from hgstudy.study.configs import check_every_run, variant_config
+from hgstudy.study.params import open_study
 
 MODES = {"plain": {"precision": "fp32", "channels_last": False, "num_workers": 0}, "auto": {}}
 SCORES = ("ablation", "pckh", "auc")
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, help="keep the run folders here (default: a temporary folder)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    params = load_study(args.params)
+    params = check_every_run(open_study(params=args.params)).params
     results = {"machine": machine(), "variant": args.variant, "profile": params["profile"], "modes": MODES,
                "runs": []}
     with tempfile.TemporaryDirectory() as tmp:

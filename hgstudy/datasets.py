@@ -32,7 +32,6 @@ class DatasetSpec:
     dataset_class: type
     build: Callable  # (split, res, sigma, augment, seed, data_root, options) -> Dataset
     ground_truth: Callable[[Path], Annotations]  # (data_root) -> the validation people's annotations
-    download: str | None = None  # `hgstudy download <name>` fetches it (None: nothing to download)
 
     @property
     def layout(self) -> str:
@@ -70,12 +69,12 @@ DATASETS: dict[str, DatasetSpec] = {
         "mpii", MPII,
         lambda split, res, sigma, augment, seed, root, options: MPII(
             root, _official_split(split), res=res, sigma=sigma, augment=augment, seed=seed, **options),
-        lambda root: read_split_h5(Path(root) / "mpii" / "valid.h5", "mpii"), download="mpii"),
+        lambda root: read_split_h5(Path(root) / "mpii" / "valid.h5", "mpii")),
     "flic": DatasetSpec(
         "flic", FLIC,
         lambda split, res, sigma, augment, seed, root, options: FLIC(
             root, _official_split(split), res=res, sigma=sigma, augment=augment, seed=seed, **options),
-        lambda root: read_split_h5(Path(root) / "flic" / "valid.h5", "flic"), download="flic"),
+        lambda root: read_split_h5(Path(root) / "flic" / "valid.h5", "flic")),
 }
 
 

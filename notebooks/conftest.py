@@ -9,16 +9,13 @@ make.
 from pathlib import Path
 
 import hgstudy
-from hgstudy.datasets import val_annotations
-from hgstudy.engine.evaluate import evaluate_checkpoint, score
-from hgstudy.scoring import metrics
-from hgstudy.study.files import write_eval_results, write_json, write_val_annotations
+from hgstudy.study.stages.ablations import CI_RUNS
+from hgstudy.study.stages.data import data_stage
+from hgstudy.study.stages.evaluate import evaluate_stage
 from hgstudy.study.stages.train import train_stage
 
 ROOT = Path(hgstudy.__file__).resolve().parents[1]
 SCRATCH = ROOT / "scratch"
-ABLATION_RUNS = {"ci-a": ("hg_stacked", 0), "ci-b": ("hg_stacked", 1), "ci-c": ("hg_stacked_int", 0),
-                 "ci-d": ("hg_stacked_int", 1)}  # the ablation notebook's default `runs`
 _built: set[str] = set()
 
 
@@ -28,11 +25,8 @@ def tiny_run(key: str, variant: str, seed: int, evaluate: bool) -> Path:
     if not (run / "model.pt").is_file():  # the CI sizes (overrides=None)
         train_stage(variant, seed, run, SCRATCH / "results" / "train" / variant / key, progress=False)
     if evaluate and not (SCRATCH / "results" / "evaluate" / variant / key / "preds.h5").is_file():
-        p = evaluate_checkpoint(run / "model.pt", limit=16, batch_size=8).predictions
-        ann = val_annotations("mannequin", p.index)
-        curve = metrics.mpii_curves(metrics.distances(ann, p.preds))
-        write_eval_results(SCRATCH / "results" / "evaluate" / variant / key, p.heatmap_stacks, p.matrices, p.index,
-                           score(p), curve)
+        results = SCRATCH / "results" / "evaluate" / variant / key
+        evaluate_stage(variant, seed, run, results, SCRATCH / "results" / "data")
     return run
 
 
@@ -44,9 +38,8 @@ def pytest_runtest_setup(item):
     if name in ("30_evaluate.ipynb", "50_flic.ipynb"):
         tiny_run("ci", "hg_stacked_int", 0, evaluate=False)
     if name == "40_ablations.ipynb":
-        write_val_annotations(SCRATCH / "results" / "data", val_annotations("mannequin"))
-        # the data stage's baselines (results/data/metrics.json), made-up values: the report only places runs by them
-        write_json(SCRATCH / "results" / "data" / "metrics.json",
-                   {"mean_pose_ablation": 10.0, "nearest_neighbour_ablation": 15.0, "baseline_people": 0})
-        for key, (variant, seed) in ABLATION_RUNS.items():
-            tiny_run(key, variant, seed, evaluate=True)
+        if not (SCRATCH / "results" / "data" / "baselines.h5").is_file():
+            data_stage(SCRATCH / "results" / "data")  # the CI sizes
+        for variant, keys in CI_RUNS.items():  # the ablation notebook's CI runs, a seed each
+            for seed, key in enumerate(keys):
+                tiny_run(key, variant, seed, evaluate=True)

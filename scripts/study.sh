@@ -5,4 +5,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 venv=${HGSTUDY_VENV:-.venv}
 export DVC_NO_ANALYTICS=1 PATH="$PWD/$venv/bin:$PATH"
+# The stages print "stage k of N" with the time elapsed and left: the study's start and stage count go here.
+export HGSTUDY_PROGRESS=.dvc/tmp/hgstudy-progress
+mkdir -p .dvc/tmp
+trap 'rm -f "$HGSTUDY_PROGRESS"' EXIT
+echo "$(date +%s) $(dvc repro --dry "$@" | grep -c "^Running stage" || true)" > "$HGSTUDY_PROGRESS"
 dvc repro "$@"

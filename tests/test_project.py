@@ -116,3 +116,20 @@ def test_imports_flow_one_way_and_none_hides_in_a_function():
                                        or (LEVELS[theirs] == LEVELS[mine] and mine != "__init__")):
                     problems.append(f"{path.relative_to(ROOT)} ({mine}) imports {name} ({theirs})")
     assert problems == []
+
+
+def test_no_code_without_a_caller(tmp_path):
+    """vulture (60% confidence: unused functions, methods, classes, variables) over the package and what uses it:
+    the notebooks' code, the benchmarks and scripts. Tests do not count as callers; tests/deadcode_whitelist.py
+    names what a framework calls."""
+    code = [
+        "".join(cell["source"]) for notebook in sorted((ROOT / "notebooks").glob("*.ipynb"))
+        for cell in json.loads(notebook.read_text())["cells"] if cell["cell_type"] == "code"
+    ]
+    (tmp_path / "notebook_code.py").write_text("\n\n".join(code) + "\n")
+    found = subprocess.run(
+        [sys.executable, "-m", "vulture", "hgstudy", "benchmarks", "scripts", "notebooks/conftest.py",
+         str(tmp_path / "notebook_code.py"), "tests/deadcode_whitelist.py", "--min-confidence", "60"],
+        cwd=ROOT, capture_output=True, text=True)
+    assert found.stdout == "" and found.returncode == 0, found.stdout + found.stderr
+

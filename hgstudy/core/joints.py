@@ -21,7 +21,6 @@ def flip_permutation(names: tuple[str, ...]) -> list[int]:
 
 
 MPII_FLIP = flip_permutation(MPII_JOINTS)
-FLIC_FLIP = flip_permutation(FLIC_JOINTS)
 
 # Bones for drawing skeletons (pairs of joint indices).
 MPII_SKELETON = (

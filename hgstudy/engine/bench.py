@@ -40,6 +40,7 @@ from hgstudy.core.fields import arguments_given
 from hgstudy.core.files import write_text
 from hgstudy.datasets import build_dataset
 from hgstudy.engine.config import TrainConfig
+from hgstudy.engine.loss import DECODER_TARGETS, Collate
 from hgstudy.engine.runtime import (
     Loading,
     Runtime,
@@ -49,7 +50,7 @@ from hgstudy.engine.runtime import (
     resolve_loading,
     resolve_runtime,
 )
-from hgstudy.engine.step import DECODER_TARGETS, Collate, TrainStep, make_optimizer
+from hgstudy.engine.step import TrainStep, make_optimizer
 from hgstudy.engine.train import train
 from hgstudy.model.network import HourglassConfig, ModelFields, StackedHourglass, fold_batchnorm
 from hgstudy.model.size import summarize

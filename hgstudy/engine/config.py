@@ -24,15 +24,16 @@ from hgstudy.core.fields import (
     setting,
 )
 from hgstudy.datasets import DATASETS, dataset_spec
+from hgstudy.engine.runtime import Device, Precision
 from hgstudy.model.network import HourglassConfig, ModelFields
 
-Dataset = Literal[tuple(DATASETS)]
+DatasetName = Literal[tuple(DATASETS)]
 
 
 @dataclass(frozen=True)
 class TrainConfig(ModelFields):
     # data
-    dataset: Dataset = setting("mannequin", "training and validation data")
+    dataset: DatasetName = setting("mannequin", "training and validation data")
     data_root: str = setting("data", "folder of `hgstudy download` (mpii, flic)")
     data_options: dict = setting(help="extra dataset arguments (a value {train: .., val: ..} differs per split)",
                                  default_factory=dict)
@@ -58,10 +59,10 @@ class TrainConfig(ModelFields):
     batch_size: int = setting(6, "global batch (split over torchrun processes)", minimum=1, maximum=65536)
     steps: int = setting(800_000, "optimiser steps in all (can grow on resume)", minimum=1, maximum=10**9)
     seed: int = setting(0, "model init, data order and augmentation", minimum=0, maximum=2**31 - 1)
-    precision: Literal["auto", "fp32", "bf16"] = setting("auto", "auto = the fastest correct precision here")
+    precision: Precision = setting("auto", "auto = the fastest correct precision here")
     channels_last: bool | Literal["auto"] = setting("auto", "channels_last memory format (auto: where faster)")
     compile: bool = setting(False, "torch.compile the training step")
-    device: Literal["auto", "cpu", "cuda"] = setting("auto", "where to train")
+    device: Device = setting("auto", "where to train")
     sync_bn: bool = setting(True, "BatchNorm statistics over the global batch under torchrun")
     num_workers: int | Literal["auto"] = setting("auto", "data-loading processes per training process (auto: "
                                                  "engine.runtime.resolve_loading)", minimum=0, maximum=256)
@@ -98,7 +99,8 @@ class TrainConfig(ModelFields):
     def model_config(self) -> HourglassConfig:
         return HourglassConfig(**self.model_fields(), joints=self.joints)
 
-    def loss_weights(self) -> list[float]:
+    def stack_loss_weights(self) -> list[float]:
+        """The loss weight of each stack's output (0: unsupervised)."""
         if self.supervision == "all":
             return [1.0] * self.stacks
         if self.supervision == "last":
@@ -132,7 +134,6 @@ class TrainConfig(ModelFields):
                 for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
 
 
-FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 # Values that change how fast or where a run goes, not where it ends up (steps may grow to extend a run).
 RUN_ONLY = frozenset({"data_root", "steps", "device", "compile", "num_workers", "checkpoint_every", "log_every",
                       "channels_last"})

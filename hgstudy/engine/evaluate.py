@@ -9,16 +9,20 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from hgstudy.core.errors import UserError
+from hgstudy.core.fields import add_arguments as add_field_arguments
+from hgstudy.core.fields import arguments_given, check_fields, check_mapping, setting
 from hgstudy.core.files import check_writable
 from hgstudy.core.joints import METRICS
 from hgstudy.datasets import build_dataset, dataset_spec, val_annotations
-from hgstudy.engine.runtime import Runtime, compile_model, resolve_runtime
+from hgstudy.engine.config import DatasetName
+from hgstudy.engine.runtime import Device, Precision, Runtime, compile_model, resolve_runtime
 from hgstudy.model.checkpoint import check_final_is_current, model_from_checkpoint, read_checkpoint
 from hgstudy.model.network import fold_batchnorm
 from hgstudy.model.size import summarize
@@ -26,6 +30,30 @@ from hgstudy.scoring import metrics
 from hgstudy.scoring.annotations import Annotations
 from hgstudy.scoring.decode import argmax_quarter, flip_average, to_image_coords
 from hgstudy.scoring.predictions import write_predictions
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """How a checkpoint is evaluated: params.yaml `profiles.<profile>.evaluate`, `hgstudy evaluate`'s flags and the
+    evaluate stage all read these fields."""
+
+    dataset: DatasetName | None = setting(None, "the people to predict (default: the model's training data)")
+    split: Literal["val", "train"] = setting("val", "which split (scores need the val split's ground truth)")
+    data_root: str | None = setting(None, "data folder (default: the training run's)")
+    limit: int | None = setting(None, "only the first N people (null = all)", minimum=1)
+    flip: bool = setting(True, "flip test: average the heatmaps of the image and of its mirror image")
+    batch_size: int = setting(32, "people per forward pass", minimum=1, maximum=65536)
+    num_workers: int = setting(0, "data-loading processes", minimum=0, maximum=256)
+    precision: Precision = setting("auto", "auto = the fastest correct precision here")
+    device: Device = setting("auto", "where to run")
+    compile: bool = setting(False, "torch.compile with freezing (worth it for a whole split: about 2x on a CPU)")
+
+    def __post_init__(self):
+        check_fields(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "evaluation settings", prefix: str = "") -> EvaluateConfig:
+        return cls(**check_mapping(cls, values, source, prefix))
 
 
 @dataclass
@@ -110,7 +138,7 @@ def score_arrays(preds, joints, annotated, norm, layout: str) -> dict:
     if layout == "mpii":
         table = metrics.mpii_table(dist, "official")
         return {"pckh": table["total"], "auc": table["auc"],
-                "ablation": metrics.pooled_pck(dist, 0.5, metrics.ABLATION_JOINTS)}
+                "ablation": metrics.ablation_pckh(dist)}
     curve = metrics.pooled_pck(dist, metrics.THRESHOLDS)
     return {"pck": metrics.pooled_pck(dist, 0.2), "auc": metrics.auc(curve)}
 
@@ -133,19 +161,9 @@ def save_predictions(path, p: Predictions) -> Path:
 # ---------------------------------------------------------------------------------------------------- CLI
 def add_arguments(parser) -> None:
     parser.add_argument("checkpoint", help="an hgstudy checkpoint (model.pt or checkpoint.pt of a training run)")
-    parser.add_argument("--dataset", help="mannequin, mpii or flic (default: the one the model was trained on)")
-    parser.add_argument("--split", default="val", choices=("val", "train"))
-    parser.add_argument("--data-root", help="data folder (default: the training run's)")
-    parser.add_argument("--limit", type=int, help="only the first N people")
     parser.add_argument("--out", help="write predictions to this .h5 file")
-    parser.add_argument("--no-flip", action="store_true", help="skip the flip test")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--num-workers", type=int, default=0)
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile with freezing (worth it for a whole split: about 2x on a CPU)")
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
+    add_field_arguments(parser, EvaluateConfig, title="evaluation (values are YAML: --flip false, --limit 100)")
 
 
 @dataclass
@@ -159,6 +177,7 @@ class Evaluation:
     dataset: object  # the people predicted, in order (a Subset when limited)
     runtime: Runtime
     predictions: Predictions
+    config: EvaluateConfig
 
     def annotations(self) -> Annotations:
         """Ground truth of the predicted validation people, as `hgstudy.scoring.metrics` wants it."""
@@ -167,49 +186,41 @@ class Evaluation:
         return val_annotations(self.dataset_name, self.predictions.index, self.data_root)
 
 
-def evaluate_checkpoint(checkpoint, *, dataset: str | None = None, split: str = "val", data_root=None,
-                        limit: int | None = None, flip: bool = True, batch_size: int = 32, num_workers: int = 0,
-                        precision: str = "auto", device: str = "auto", compile: bool = False) -> Evaluation:
-    """Predict `split` of the dataset a checkpoint was trained on (or `dataset`), with its training settings.
-
-    BatchNorm is folded into the convolutions for speed (the same function, `fold_batchnorm`).
+def evaluate_checkpoint(checkpoint, config: EvaluateConfig | None = None) -> Evaluation:
+    """Predict a split of the dataset a checkpoint was trained on (or `config.dataset`), with its training
+    settings. BatchNorm is folded into the convolutions for speed (the same function, `fold_batchnorm`).
     """
+    c = config or EvaluateConfig()
     ckpt = read_checkpoint(checkpoint)
     check_final_is_current(checkpoint, ckpt)
     model = model_from_checkpoint(ckpt, checkpoint)
     trained = ckpt.get("train_config") or {}
-    name = dataset or trained.get("dataset")
+    name = c.dataset or trained.get("dataset")
     if name is None:
         raise UserError(f"{checkpoint} does not say which dataset it was trained on; pass the dataset")
     spec = dataset_spec(name)
     if spec.joints != model.config.joints:
         raise UserError(f"the model predicts {model.config.joints} joints; dataset {name} has {spec.joints}")
-    data_root = str(data_root or trained.get("data_root", "data"))
-    data = build_dataset(name, split, input_res=model.config.input_res, sigma=trained.get("sigma", 1.0),
+    data_root = str(c.data_root or trained.get("data_root", "data"))
+    data = build_dataset(name, c.split, input_res=model.config.input_res, sigma=trained.get("sigma", 1.0),
                          augment="none", seed=trained.get("seed", 0), data_root=data_root,
                          options=trained.get("data_options"))
-    if limit:
-        data = Subset(data, range(min(limit, len(data))))
-    runtime = resolve_runtime(device, precision, "auto", compile, summarize(model.config)["gflops"])
+    if c.limit:
+        data = Subset(data, range(min(c.limit, len(data))))
+    runtime = resolve_runtime(c.device, c.precision, "auto", c.compile, summarize(model.config)["gflops"])
     fast = compile_model(runtime.model(fold_batchnorm(model)), runtime, inference=True)
-    p = predict(fast, data, runtime, flip=flip, batch_size=batch_size, num_workers=num_workers)
-    return Evaluation(model, name, split, data_root, data, runtime, p)
+    p = predict(fast, data, runtime, flip=c.flip, batch_size=c.batch_size, num_workers=c.num_workers)
+    return Evaluation(model, name, c.split, data_root, data, runtime, p, c)
 
 
 def main(args) -> None:
-    for flag, value, low in (("--batch-size", args.batch_size, 1), ("--limit", args.limit, 1),
-                             ("--num-workers", args.num_workers, 0)):
-        if value is not None and value < low:
-            raise UserError(f"{flag} must be at least {low}, not {value}")
+    config = EvaluateConfig.from_dict(arguments_given(args, EvaluateConfig), "flags", "--")
     if args.out:  # before the predictions are computed, not after
         if Path(args.out).is_dir():
             raise UserError(f"--out {args.out} is a folder; name the predictions file to write (e.g. preds.h5)")
         check_writable(Path(args.out).resolve().parent)
     try:
-        ev = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, split=args.split, data_root=args.data_root,
-                                 limit=args.limit, flip=not args.no_flip, batch_size=args.batch_size,
-                                 num_workers=args.num_workers, precision=args.precision, device=args.device,
-                                 compile=args.compile)
+        ev = evaluate_checkpoint(args.checkpoint, config)
         p, model = ev.predictions, ev.model
         scores = score(p)
         if args.out:
@@ -220,7 +231,7 @@ def main(args) -> None:
         print(json.dumps(scores))
         return
     key = METRICS[p.layout]
-    print(f"{len(p.index)} people, {ev.dataset_name} {args.split}, flip test {'off' if args.no_flip else 'on'}, "
+    print(f"{len(p.index)} people, {ev.dataset_name} {config.split}, flip test {'on' if config.flip else 'off'}, "
           f"{ev.runtime.describe()}")
     for i in range(1, model.config.stacks + 1):
         print(f"stack {i}: {key} {scores[f'{key}_stack{i}']:.2f}")

@@ -66,6 +66,7 @@ class FlatOptimizer:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the gradients (kept as views of the flat buffer whatever `set_to_none` says)."""
+        del set_to_none  # torch's Optimizer interface; the views must stay
         self._reattach()
         self.grad.zero_()
 

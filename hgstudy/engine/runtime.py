@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import cv2
 import torch
@@ -32,8 +33,9 @@ from torch import nn
 
 from hgstudy.core.errors import UserError
 
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "bf16")
+Device = Literal["auto", "cpu", "cuda"]  # the choices training and evaluation offer, resolved here
+Precision = Literal["auto", "fp32", "bf16"]
+DEVICES, PRECISIONS = get_args(Device), get_args(Precision)
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,6 @@ class Runtime:
     compile: bool = False
     reason: str = ""  # why these were chosen (for the training log)
     flat_optimizer: bool = True  # one flat tensor for the optimiser (engine.optim); the plain baseline: foreach
-
-    @property
-    def autocast_dtype(self) -> torch.dtype | None:
-        return torch.bfloat16 if self.precision == "bf16" else None
 
     def autocast(self):
         """Context for forward passes: bf16 autocast, or nothing in fp32."""

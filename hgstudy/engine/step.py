@@ -1,61 +1,17 @@
-"""One training step, as training runs it and `hgstudy bench model` times it: batch, loss, optimiser, schedule.
-
-Loss: mean squared error between each supervised stack's heatmaps and the Gaussian targets, joints with
-target_weight 0 masked out, summed over stacks with the configured weights (HG-Int adds its two decoder
-heads, against targets drawn at 1/2 and 1/4 of the heatmap size).
-"""
+"""One training step, as training runs it and `hgstudy bench model` times it: forward, loss (`engine.loss`),
+backward, optimiser; and the learning-rate schedule and weight average around it."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel
-from torch.utils.data import default_collate
 
-from hgstudy.data.sample import draw_targets
 from hgstudy.engine.config import TrainConfig
+from hgstudy.engine.loss import DECODER_TARGETS, masked_mse
 from hgstudy.engine.optim import FlatOptimizer
 from hgstudy.engine.runtime import Runtime
-
-DECODER_TARGETS = ((0.5, "target_dec2"), (0.25, "target_dec4"))
-
-
-class Collate:
-    """default_collate; for HG-Int also targets at 1/2 (and 1/4) of the heatmap size, drawn from joints_hm.
-
-    Pixel centres stay aligned across resolutions: u' = f * (u + 0.5) - 0.5; sigma is the same in each map's
-    own pixels.
-    """
-
-    def __init__(self, heatmap_res: int, sigma: float, decoder_heads: int):
-        self.res, self.sigma, self.targets = heatmap_res, sigma, DECODER_TARGETS[:decoder_heads]
-
-    def __call__(self, samples):
-        if self.targets:
-            samples = [dict(s) for s in samples]
-            for s in samples:
-                for f, key in self.targets:
-                    hm = f * (np.asarray(s["joints_hm"], np.float64) + 0.5) - 0.5
-                    s[key], s[key + "_weight"] = draw_targets(hm, s["target_weight"], int(self.res * f), self.sigma)
-        return default_collate(samples)
-
-
-def masked_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Mean over all of (..., J, h, w) of weight_j * (pred - target)^2, in fp32; leading dims of pred beyond
-    target's (the stacks) are kept: pred (B, S, J, h, w), target (B, J, h, w) -> (S,)."""
-    extra = pred.dim() - target.dim()
-    shape = (target.shape[0],) + (1,) * extra + target.shape[1:2] + (1, 1)
-    err = (pred.float() - target.view(target.shape[0], *(1,) * extra, *target.shape[1:])).square()
-    err = err * weight.view(shape)
-    dims = (0, *range(extra + 1, err.dim()))
-    return err.mean(dim=dims)
-
-
-def loss_weights(config: TrainConfig) -> list[float]:
-    """Weights of the loss parts: one per stack, then (HG-Int) one per decoder head."""
-    return config.loss_weights() + [config.decoder_weight] * config.decoder_head_count
 
 
 class TrainStep:

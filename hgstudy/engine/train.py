@@ -35,6 +35,7 @@ from hgstudy.datasets import build_dataset, dataset_spec
 from hgstudy.engine import distributed as ddp
 from hgstudy.engine.config import TrainConfig, add_config_arguments, config_from_args
 from hgstudy.engine.evaluate import InMemory, predict, score
+from hgstudy.engine.loss import DECODER_TARGETS, Collate, part_weights
 from hgstudy.engine.runlog import Progress, RunLog
 from hgstudy.engine.runtime import (
     Loading,
@@ -45,15 +46,7 @@ from hgstudy.engine.runtime import (
     torch_threads,
     usable_cores,
 )
-from hgstudy.engine.step import (
-    DECODER_TARGETS,
-    Collate,
-    LRSchedule,
-    TrainStep,
-    WeightAverage,
-    loss_weights,
-    make_optimizer,
-)
+from hgstudy.engine.step import LRSchedule, TrainStep, WeightAverage, make_optimizer
 from hgstudy.model.checkpoint import CHECKPOINT, FINAL, load_state, non_finite, read_checkpoint, save_checkpoint
 from hgstudy.model.network import StackedHourglass, fold_batchnorm
 from hgstudy.model.size import summarize
@@ -211,7 +204,7 @@ class _Run:
         if d.active:
             ids = [runtime.device.index] if runtime.device.type == "cuda" else None
             wrapped = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self.train_step = TrainStep(compile_model(wrapped, runtime), self.optimizer, runtime, loss_weights(config),
+        self.train_step = TrainStep(compile_model(wrapped, runtime), self.optimizer, runtime, part_weights(config),
                                     config.decoder_heads)
         self.weights = self.train_step.weights
         self.metric = dataset_spec(config.dataset).metric

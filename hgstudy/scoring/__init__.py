@@ -1,1 +1,1 @@
-"""Scoring: ground truth, heatmap decoding, the benchmarks' metrics, the bootstrap, prediction files."""
+"""Scoring: ground truth, heatmap decoding, the benchmarks' metrics, prediction files."""

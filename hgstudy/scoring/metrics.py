@@ -1,4 +1,4 @@
-"""Pose metrics: PCKh (two named protocols), PCK/PDJ, PCP, AUC, visibility split (the bootstrap: `bootstrap`).
+"""Pose metrics: PCKh (two named protocols), PCK/PDJ, PCP, AUC, visibility split.
 
 Everything is vectorised numpy over people and joints. Inputs are predictions `pred` (N,J,2) in original-image
 pixels and an `hgstudy.scoring.annotations.Annotations`, or, for the lower-level functions, a normalised distance
@@ -140,6 +140,11 @@ def pooled_pck(dist, thresholds=0.5, joints=None, strict: bool = False):
     return float(out[0]) if np.ndim(thresholds) == 0 else out
 
 
+def ablation_pckh(dist) -> float:
+    """The paper's ablation measure (section 5.2): PCKh@0.5 over wrists, elbows, knees and ankles, pooled."""
+    return pooled_pck(dist, 0.5, ABLATION_JOINTS)
+
+
 def auc(curve, thresholds=THRESHOLDS) -> float:
     """Area under a PCK curve (percent) with the threshold axis rescaled to [0, 1], by trapezoids.
 
@@ -149,13 +154,6 @@ def auc(curve, thresholds=THRESHOLDS) -> float:
     y = np.asarray(curve, dtype=np.float64)
     x = (t - t[0]) / (t[-1] - t[0])
     return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2.0))
-
-
-def trapezoid_weights(thresholds=THRESHOLDS) -> np.ndarray:
-    """(T,) weights w with auc(curve) == w @ curve (x rescaled to [0, 1]); they sum to 1."""
-    t = np.asarray(thresholds, dtype=np.float64)
-    dx = np.diff((t - t[0]) / (t[-1] - t[0]))
-    return np.concatenate([[0.0], dx / 2]) + np.concatenate([dx / 2, [0.0]])
 
 
 # ------------------------------------------------------------------------------------------ MPII tables
@@ -226,25 +224,6 @@ def mpii_by_visibility(ann: Annotations, pred, protocol: str | Protocol = "offic
         n.update(ubody=int(counts[list(MPII_ARM_JOINTS)].sum()), total=n_eval, auc=n_eval, mean=n_eval)
         rows["n_" + col] = {k: n[k] for k in p.keys}
     return pd.DataFrame(rows).loc[list(p.keys)]
-
-
-def pck_by_visibility(dist, visible, threshold: float = 0.5, strict: bool = False, joint_names=MPII_JOINTS):
-    """Per-joint PCK split by the visibility flag: DataFrame (index joint names) with all, visible, occluded,
-    n_visible, n_occluded."""
-    dist = np.asarray(dist, dtype=np.float64)
-    visible = np.asarray(visible, dtype=bool)
-    annotated = ~np.isnan(dist)
-    vis, occ = visible & annotated, ~visible & annotated
-    return pd.DataFrame(
-        {
-            "all": pck(dist, threshold, strict),
-            "visible": pck(np.where(vis, dist, np.nan), threshold, strict),
-            "occluded": pck(np.where(occ, dist, np.nan), threshold, strict),
-            "n_visible": vis.sum(axis=0),
-            "n_occluded": occ.sum(axis=0),
-        },
-        index=pd.Index(list(joint_names), name="joint"),
-    )
 
 
 # ------------------------------------------------------------------------------------------------- FLIC

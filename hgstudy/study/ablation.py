@@ -21,7 +21,7 @@ from scipy import stats as scipy_stats
 
 from hgstudy.core.errors import UserError
 from hgstudy.scoring.annotations import Annotations
-from hgstudy.scoring.metrics import ABLATION_JOINTS, MPII_EVAL_JOINTS, distances, pooled_pck
+from hgstudy.scoring.metrics import ABLATION_JOINTS, MPII_EVAL_JOINTS, ablation_pckh, distances, pooled_pck
 from hgstudy.study import stats
 from hgstudy.study.files import read_eval_results, read_pckh_curve, read_train_results
 from hgstudy.study.paper import PAPER_ACCURACY, PAPER_MIDDLE_STACK
@@ -59,11 +59,6 @@ CLAIMS = (
     Claim("extension", "s8x1", "s8x1_last", "8 x 1 with supervision on every stack beats 8 x 1 supervised at the "
           "end only", "this study's extension (the paper trains no 8 x 1 without intermediate supervision)"),
 )
-
-
-def ablation_accuracy(ann: Annotations, pred) -> float:
-    """PCKh@0.5 (official `<=`) with the instances of wrists, elbows, knees and ankles pooled."""
-    return pooled_pck(distances(ann, pred), 0.5, ABLATION_JOINTS)
 
 
 def verdict(claim: Claim, low: float, high: float) -> str:
@@ -191,6 +186,7 @@ class Runs:
     stacks: pd.DataFrame  # the ablation's accuracy of every stack: variant, run, stack, accuracy, supervised
     pckh_curves: pd.DataFrame  # PCKh (official Total) against the threshold: variant, run, threshold, total
     ann: Annotations  # the validation people every run was evaluated on
+    evaluated: np.ndarray  # their indices in the validation split
 
 
 def load_runs(results: Path, runs: dict[str, list[str]], ann: Annotations) -> Runs:
@@ -212,7 +208,7 @@ def load_runs(results: Path, runs: dict[str, list[str]], ann: Annotations) -> Ru
                                 "evaluate every run with the same settings")
             people = ann.take(index)
             predictions.setdefault(variant, {})[key] = stacks[-1]
-            by_stack = [ablation_accuracy(people, s) for s in stacks]
+            by_stack = [ablation_pckh(distances(people, s)) for s in stacks]
             supervised = [train.get("supervision") == "all" or i == len(stacks) - 1 for i in range(len(stacks))]
             stack_rows += [{"variant": variant, "run": key, "stack": i + 1, "stacks": len(stacks), "accuracy": acc,
                             "supervised": sup} for i, (acc, sup) in enumerate(zip(by_stack, supervised))]
@@ -233,15 +229,18 @@ def load_runs(results: Path, runs: dict[str, list[str]], ann: Annotations) -> Ru
     return Runs(pd.DataFrame(rows), predictions, middles,
                 pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(), pd.DataFrame(stack_rows),
                 pd.concat(pckh, ignore_index=True) if pckh else pd.DataFrame(),
-                ann if evaluated is None else ann.take(evaluated))
+                ann if evaluated is None else ann.take(evaluated),
+                np.arange(len(ann.joints)) if evaluated is None else evaluated)
 
 
-def what_was_learned(ann: Annotations, pred, joints=ABLATION_JOINTS) -> dict:
+def what_was_learned(ann: Annotations, pred, mean_pose=None, joints=ABLATION_JOINTS) -> dict:
     """Does a network follow the image or guess an average pose? Each joint is placed relative to the person's
     ground-truth centroid, in head sizes (so a person's position and size do not count):
 
     - `spread_ratio`: the predictions' spread across people (sd per joint and axis, averaged) over the ground
       truth's: near 0 for one pose predicted for everyone, near 1 for predictions that vary as people do;
+    - `near_mean_pose` (given the mean-pose baseline's predictions of the same people): the share of the joints
+      predicted within a quarter head size of where the mean pose puts them;
     - `bias_<part>_y`: the mean vertical error of a part (both sides, head sizes; positive = predicted too low).
     """
     gt, p = np.asarray(ann.joints, float), np.asarray(pred, float)
@@ -252,6 +251,9 @@ def what_was_learned(ann: Annotations, pred, joints=ABLATION_JOINTS) -> dict:
     joints = list(joints)
     spread = np.nanstd(rel_p[:, joints], axis=0).mean() / np.nanstd(rel_gt[:, joints], axis=0).mean()
     out = {"spread_ratio": float(spread)}
+    if mean_pose is not None:
+        apart = np.linalg.norm(p[:, joints] - np.asarray(mean_pose, float)[:, joints], axis=-1) / scale[..., 0]
+        out["near_mean_pose"] = float(np.mean(apart[~np.isnan(rel_gt[:, joints, 0])] <= 0.25))
     names = ann.joint_names
     for part in dict.fromkeys(names[j].split("_", 1)[1] for j in joints):
         both = [j for j in joints if names[j].endswith(part)]

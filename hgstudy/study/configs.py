@@ -1,10 +1,13 @@
-"""Each run's training configuration: the profile's settings, then the variant's, then seed and overrides."""
+"""Each run's settings: training (the profile's, then the variant's, then seed and overrides) and evaluation."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from hgstudy.core.errors import UserError
 from hgstudy.engine.config import TrainConfig, load_config
-from hgstudy.study.params import Study, check_name, read_study
+from hgstudy.engine.evaluate import EvaluateConfig
+from hgstudy.study.params import Study, check_name
 
 
 def variant_config(params: dict, variant: str, seed: int, overrides: dict | None = None) -> TrainConfig:
@@ -16,17 +19,20 @@ def variant_config(params: dict, variant: str, seed: int, overrides: dict | None
                        {"seed": seed, **(overrides or {})})
 
 
-def load_study(params=None) -> dict:
-    """params.yaml checked for the study's structure and for every run's configuration (before anything trains)."""
-    data = read_study(params)
-    for name in data["variants"]:
-        variant_config(data, name, data["seeds"][0])
-    for name in data.get("flic", []):
-        variant_config(data, name, 0, {"dataset": "flic"})
-    return data
+def evaluate_config(study: Study, overrides: dict | None = None) -> EvaluateConfig:
+    """The profile's `evaluate` settings, then the overrides; errors name the key."""
+    section = f"profiles.{study.profile}.evaluate"
+    config = EvaluateConfig.from_dict(study.section("evaluate"), f"params.yaml {section}", f"{section}.")
+    return EvaluateConfig.from_dict({**dataclasses.asdict(config), **(overrides or {})}, "overrides", "overrides.")
 
 
-def check_runs(study: Study) -> Study:
-    """`study` after every run's configuration was checked (the first stage does this, before any download)."""
-    load_study(study.params)
+def check_every_run(study: Study) -> Study:
+    """`study` after every run's training configuration and the evaluation settings were checked (the first
+    stage does this, before any download)."""
+    params = study.params
+    for name in params["variants"]:
+        variant_config(params, name, params["seeds"][0])
+    for name in params.get("flic", []):
+        variant_config(params, name, 0, {"dataset": "flic"})
+    evaluate_config(study)
     return study

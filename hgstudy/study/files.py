@@ -2,6 +2,7 @@
 
     runs/<variant>/<key>/       the training run: checkpoints and logs (DVC-cached)
     results/data/val_annotations.h5  the validation ground truth every score is computed against
+    results/data/baselines.h5   the baselines' predictions (mean pose, nearest neighbour) of the same people
     results/train/<variant>/<key>/  metrics.json  numbers only: the final validation scores and training loss
                                 run.json      what ran: variant, seed, parameters, GFLOPs, speed, runtime
                                 train.tsv, val.tsv  the run's training and validation curves
@@ -96,6 +97,15 @@ def write_eval_results(results, heatmap_stacks, matrices, index, metrics: dict, 
         curve.to_csv(tmp, sep="\t")
 
 
+def write_flic_results(results, heatmap_stacks, matrices, index, metrics: dict, pdj: pd.DataFrame) -> None:
+    """A FLIC-scored run's predictions, numbers and PDJ curves."""
+    results = Path(results)
+    write_predictions(results / "preds.h5", heatmap_stacks, matrices, index)
+    write_json(results / "metrics.json", numbers(metrics))
+    with atomic_path(results / "pdj.tsv") as tmp:
+        pdj.to_csv(tmp, sep="\t")
+
+
 def read_eval_results(results) -> tuple[np.ndarray, np.ndarray, dict]:
     """(preds_stacks (S, N, J, 2), dataset index (N,), metrics) of one evaluated run."""
     results = Path(results)
@@ -120,6 +130,36 @@ def read_val_annotations(results) -> Annotations:
     with h5py.File(path, "r") as f:
         dataset = str(f.attrs.get("dataset", "mpii"))
     return read_split_h5(path, dataset)
+
+
+BASELINES = "baselines.h5"
+
+
+def write_baselines(results, index: np.ndarray, predictions: dict[str, np.ndarray]) -> Path:
+    """Each baseline's predictions (N, J, 2) in original image pixels of the validation people `index` (N,)."""
+    import h5py
+
+    with atomic_path(Path(results) / BASELINES) as tmp, h5py.File(tmp, "w") as f:
+        f["index"] = np.asarray(index, np.int64)
+        for name, pred in predictions.items():
+            f[name] = np.asarray(pred, np.float64)
+    return Path(results) / BASELINES
+
+
+def read_baselines(results, index=None) -> dict[str, np.ndarray]:
+    """{baseline: predictions (N, J, 2)} of the validation people `index` (default: those the data stage scored);
+    empty where the data stage wrote none (the paper profile) or did not score all of these people."""
+    import h5py
+
+    path = Path(results) / BASELINES
+    if not path.is_file():
+        return {}
+    with h5py.File(path, "r") as f:
+        have = f["index"][()]
+        rows = np.arange(len(have)) if index is None else np.searchsorted(have, np.asarray(index))
+        if index is not None and (np.any(rows >= len(have)) or np.any(have[np.minimum(rows, len(have) - 1)] != index)):
+            return {}
+        return {name: f[name][()][rows] for name in f if name != "index"}
 
 
 def read_pckh_curve(results) -> pd.DataFrame:

@@ -3,11 +3,11 @@
     python -m hgstudy.study.notebooks notebooks/20_train.ipynb reports/train/hg-0.ipynb \\
         --html reports/html/train/hg-0.html -p variant hg -p seed 0 -y "overrides: {}"
 
-The notebook's printed output (the training engine's progress lines, tables) reaches the console as it is
-produced (papermill's log_output), so `dvc repro` shows each stage's progress. The kernel talks to papermill
-over IPC sockets rather than TCP (no network port, and no "running over TCP without encryption" warning).
-The HTML copy (nbconvert's lab template) embeds its figures and loads nothing from the network, so it reads
-offline and on any code host.
+What the notebook prints (the training engine's progress lines) reaches the console as it is produced, and
+nothing else (no cell-by-cell log, no tables or figure reprs), so `dvc repro` shows each stage's progress. The
+kernel talks to papermill over IPC sockets rather than TCP (no network port, and no "running over TCP without
+encryption" warning). The HTML copy (nbconvert's lab template) embeds its figures and loads nothing from the
+network, so it reads offline and on any code host.
 """
 
 from __future__ import annotations
@@ -106,11 +106,14 @@ def run(notebook, output, parameters: dict, html=None, timeout: int | None = 720
     check_parameters(notebook, parameters)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    logging.getLogger("papermill").setLevel(logging.INFO)
+    # The console gets what the notebook prints (a run's progress lines), not papermill's cell-by-cell log, the
+    # reprs of figures and tables, or nbconvert's remarks on the HTML copy.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stdout)
+    logging.getLogger("traitlets").setLevel(logging.ERROR)
     try:
         papermill.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name="python3",
-                                   log_output=True, progress_bar=False, execution_timeout=timeout,
+                                   log_output=False, stdout_file=sys.stdout, stderr_file=sys.stderr,
+                                   progress_bar=False, execution_timeout=timeout,
                                    kernel_manager_class=IPCKernelManager)
     except papermill.PapermillExecutionError as exc:
         raise UserError(f"{notebook} failed in cell {exc.exec_count} ({exc.ename}: {exc.evalue}); the executed "

@@ -45,9 +45,9 @@ def _names(data: dict, key: str, models: dict, allow_empty: bool) -> list:
     return names
 
 
-def read_study(params=None) -> dict:
+def check_structure(params) -> dict:
     """params.yaml (a path or an already-read dict) with its structure checked; errors name the key."""
-    data = params if isinstance(params, dict) else read_params(params or ROOT / "params.yaml")
+    data = params if isinstance(params, dict) else read_params(params)
     profile = data.get("profile")
     if profile not in PROFILES:
         raise UserError(f"params.yaml profile: must be one of {', '.join(PROFILES)}, got {profile!r}")
@@ -88,15 +88,6 @@ def run_name(variant: str, seed: int) -> str:
     return f"{check_name(variant, 'variant')}-{seed}"  # DVC's matrix key for (variant, seed)
 
 
-def runs(params: dict) -> list[tuple[str, int]]:
-    return [(v, s) for v in params["variants"] for s in params["seeds"]]
-
-
-def evaluate_settings(params: dict, overrides: dict | None = None) -> dict:
-    """The profile's `evaluate` section (flip, batch_size, limit) with overrides applied."""
-    return {**params["profiles"][params["profile"]].get("evaluate", {}), **(overrides or {})}
-
-
 class Study:
     """params.yaml of a checkout (`root`), read once: what every notebook starts from."""
 
@@ -111,17 +102,16 @@ class Study:
         """A path given relative to the checkout (what the pipeline passes to the notebooks)."""
         return self.root / relative
 
-    def runs(self) -> dict[str, list[str]]:
+    def run_keys(self) -> dict[str, list[str]]:
         """{variant: [run keys, one per seed]} of the matrix in params.yaml."""
         return {v: [run_name(v, s) for s in self.params["seeds"]] for v in self.params["variants"]}
 
-    def evaluate_settings(self, overrides: dict | None = None) -> dict:
-        return evaluate_settings(self.params, overrides)
-
-    def train_section(self) -> dict:
-        return self.params["profiles"][self.profile]["train"]
+    def section(self, name: str) -> dict:
+        """The profile's `train` or `evaluate` settings."""
+        return self.params["profiles"][self.profile].get(name, {})
 
 
-def open_study(root=ROOT) -> Study:
-    """The study of the checkout at `root` (default: this package's), its params.yaml structure checked."""
-    return Study(root, read_study(Path(root) / "params.yaml"))
+def open_study(root=ROOT, params=None) -> Study:
+    """The study of the checkout at `root` (default: this package's): its params.yaml, or `params` (a path or a
+    dict) instead, with the structure checked. `configs.check_every_run` checks each run's settings too."""
+    return Study(root, check_structure(Path(root) / "params.yaml" if params is None else params))

@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from hgstudy.core.errors import UserError
@@ -47,10 +48,11 @@ def notebook_calls(study, stage: str, variant: str | None = None, seed: int | No
     params = study.params
     if stage == "data":
         return [("notebooks/10_data.ipynb", "reports/10_data.ipynb", "reports/html/10_data.html",
-                 {"profile": study.profile, "out": "results/data", "baseline_people": None, "nn_pool": None})]
+                 {"out": "results/data", "overrides": {}})]
     if stage == "ablations":
         return [("notebooks/40_ablations.ipynb", "reports/40_ablations.ipynb", "reports/html/40_ablations.html",
-                 {"results": "results", "out": "results/ablations", "runs": None})]
+                 {"results": "results", "out": "results/ablations", "runs": study.run_keys(),
+                  "coverage_experiments": 200})]
     listed = params["flic"] if stage == "flic" else params["variants"]
     if variant not in listed:
         raise UserError(f"--variant: {variant!r} is not in params.yaml {'flic' if stage == 'flic' else 'variants'} "
@@ -62,8 +64,7 @@ def notebook_calls(study, stage: str, variant: str | None = None, seed: int | No
         return [("notebooks/20_train.ipynb", f"reports/flic/train-{variant}.ipynb",
                  f"reports/html/flic/train-{variant}.html", train),
                 ("notebooks/50_flic.ipynb", f"reports/flic/{variant}.ipynb", f"reports/html/flic/{variant}.html",
-                 {"variant": variant, "seed": 0, "run": f"runs/{key}", "results": f"results/flic/{variant}",
-                  "overrides": {}})]
+                 {"variant": variant, "run": f"runs/{key}", "results": f"results/flic/{variant}", "overrides": {}})]
     seeds = params["seeds"] if seed is None else [seed]
     if seed is not None and seed not in params["seeds"]:
         raise UserError(f"--seed: {seed!r} is not in params.yaml seeds ({', '.join(map(str, params['seeds']))})")
@@ -71,8 +72,9 @@ def notebook_calls(study, stage: str, variant: str | None = None, seed: int | No
     for s in seeds:
         paths = run_paths(variant, s, stage)
         values = {"variant": variant, "seed": s, "run": paths["run"], "results": paths["results"], "overrides": {}}
+        extra = {"fresh": False} if stage == "train" else {"data": "results/data"}
         calls.append((f"notebooks/{'20_train' if stage == 'train' else '30_evaluate'}.ipynb", paths["report"],
-                      paths["html"], {**values, "fresh": False} if stage == "train" else values))
+                      paths["html"], {**values, **extra}))
     return calls
 
 
@@ -153,6 +155,22 @@ def write_code_dependencies(dvc_yaml=ROOT / "dvc.yaml") -> Path:
     return write_text(dvc_yaml, "\n".join(out) + "\n")
 
 
+def announce(name: str, progress=None) -> str:
+    """'stage k of N: <name> (elapsed, about T left)' where `scripts/study.sh` keeps the study's progress in the
+    file `$HGSTUDY_PROGRESS` (its start time and stage count, then one line per stage begun); else the name."""
+    progress = progress or os.environ.get("HGSTUDY_PROGRESS")
+    if not progress or not Path(progress).is_file():
+        return f"stage {name}"
+    with Path(progress).open("a+") as f:
+        f.write(f"{name}\n")
+        f.seek(0)
+        lines = f.read().splitlines()
+    start, total = (float(x) for x in lines[0].split())
+    k, elapsed = len(lines) - 1, time.time() - start
+    left = f", about {(elapsed / (k - 1) * (total - k + 1)) / 60:.0f} min left" if k > 1 else ""
+    return f"stage {k} of {total:.0f}: {name} ({elapsed / 60:.0f} min elapsed{left})"
+
+
 def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m hgstudy.study.pipeline", description=__doc__.splitlines()[0])
     parser.add_argument("stage", choices=(*STAGES, "deps"),
@@ -171,6 +189,7 @@ def main(argv=None) -> int:
             return 0
         study = open_study(ROOT)
         calls = notebook_calls(study, args.stage, args.variant, args.seed)
+        print(announce(args.stage + (f"@{args.variant}" if args.variant else "")), flush=True)
         at_once = study.params["profiles"][study.profile].get("runs_at_once", 1)
         if args.stage in ("train", "evaluate") and at_once > 1:
             overrides = {"num_workers": 0} if args.stage == "train" else {}  # data in each run's own process

@@ -60,26 +60,45 @@ def sample_grid(samples, predictions=None, titles=None, columns: int = 4, size: 
     return fig
 
 
-def stack_heatmaps(sample: dict, heatmaps, joints=(10, 15, 0, 5)):
-    """One panel per stack: the crop under the summed heatmaps of `joints` (default wrists and ankles), all
-    panels on one colour scale (a colour bar shows it), so that stacks compare by brightness."""
+def stack_heatmaps(sample: dict, heatmaps, joints: dict, supervised=None):
+    """A row per joint of `joints` ({name: index}), a column per stack: the crop under that joint's heatmap, every
+    panel on one colour scale (a colour bar shows it), so that stacks compare by brightness; `supervised` (one bool
+    per stack) marks the stacks the loss did not see."""
     heatmaps = np.asarray(heatmaps)  # (S, J, h, w)
     stacks = heatmaps.shape[0]
-    maps = heatmaps[:, list(joints)].clip(0).sum(1)  # (S, h, w)
-    fig, axes = plt.subplots(1, stacks + 1, figsize=(2.2 * (stacks + 1) + 0.6, 2.4), squeeze=False)
-    axes = axes[0]
+    maps = heatmaps[:, list(joints.values())].clip(0)  # (S, K, h, w)
+    fig, axes = plt.subplots(len(joints), stacks, figsize=(1.5 * stacks + 1.2, 1.5 * len(joints)), squeeze=False)
     image = np.clip(np.asarray(sample["image"]).transpose(1, 2, 0), 0, 1)
-    axes[0].imshow(image)
-    axes[0].set_title("input", fontsize=8)
     res, top = image.shape[0], max(float(maps.max()), 1e-6)
-    for s in range(stacks):
-        axes[s + 1].imshow(image)
-        shown = axes[s + 1].imshow(maps[s], cmap="magma", alpha=0.6, vmin=0, vmax=top,
-                                   extent=(-0.5, res - 0.5, res - 0.5, -0.5))
-        axes[s + 1].set_title(f"stack {s + 1}", fontsize=8)
-    for ax in axes:
-        ax.axis("off")
-    fig.colorbar(shown, ax=list(axes), fraction=0.02, pad=0.01, label="summed heatmap")
+    for (k, name), s in ((kn, s) for kn in enumerate(joints) for s in range(stacks)):
+        ax = axes[k, s]
+        ax.imshow(image)
+        shown = ax.imshow(maps[s, k], cmap="magma", alpha=0.65, vmin=0, vmax=top,
+                          extent=(-0.5, res - 0.5, res - 0.5, -0.5))
+        ax.set_xticks([]), ax.set_yticks([])
+        if k == 0:
+            unseen = supervised is not None and not supervised[s]
+            ax.set_title(f"stack {s + 1}" + (" (unsupervised)" if unseen else ""), fontsize=8)
+        if s == 0:
+            ax.set_ylabel(name.replace("_", " "), fontsize=8)
+    fig.colorbar(shown, ax=list(axes.flat), fraction=0.02, pad=0.01, label="heatmap")
+    return fig
+
+
+def pose_density(frame: pd.DataFrame, parts=("head_top", "shoulder", "elbow", "wrist", "hip", "knee", "ankle")):
+    """Where each part lies in the crop (`frame`: joint, x, y in crop units), a panel per part with its right and
+    left joints in their side's colours, every panel on the same equal-aspect axes, y down as in the image."""
+    fig, axes = plt.subplots(1, len(parts), figsize=(2.0 * len(parts), 2.6), sharex=True, sharey=True)
+    for ax, part in zip(axes, parts):
+        for name in (n for n in dict.fromkeys(frame.joint) if n == part or n.endswith(f"_{part}")):
+            rows = frame[frame.joint == name]
+            ax.plot(rows.x, rows.y, ",", color=SIDE_COLOURS[_side(name)], alpha=0.15)
+        ax.set_title(part.replace("_", " "), fontsize=9)
+        ax.set_aspect("equal")
+        ax.grid(alpha=0.3)
+    axes[0].invert_yaxis()
+    fig.supxlabel("x (crop units: / 200 x scale)", fontsize=9)
+    fig.tight_layout()
     return fig
 
 
@@ -156,7 +175,8 @@ def claim_curve_grid(claim_curves: pd.DataFrame, columns: int = 4):
     """One panel per claim: its difference over training with the seed band, and zero."""
     names = list(dict.fromkeys(claim_curves.claim))
     rows = -(-len(names) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False, sharex=True)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False, sharex=True,
+                             sharey=True)  # one scale: a panel's swing reads against the others
     for ax, name in zip(axes.flat, names):
         c = claim_curves[claim_curves.claim == name]
         ax.plot(c.step, c["diff"], marker=".")

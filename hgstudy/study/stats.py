@@ -173,6 +173,7 @@ def coverage(true_diff: float = 2.0, seeds: int = 3, seed_spread: float = 1.3, r
         held_images_only += one["ci_low"] <= truth <= one["ci_high"]
         widths.append(r["ci_high"] - r["ci_low"])
         seed_sds.append(r["seed_sd_a"])
-    return {"true_diff": truth, "seeds": seeds, "experiments": experiments, "coverage": held / experiments,
+    return {"true_diff": truth, "base": 100 * base, "seed_spread": seed_spread, "seeds": seeds,
+            "experiments": experiments, "coverage": held / experiments,
             "coverage_images_only": held_images_only / experiments, "mean_width": float(np.mean(widths)),
             "seed_sd_points": float(np.mean(seed_sds))}

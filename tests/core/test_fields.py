@@ -8,8 +8,8 @@ import yaml
 from hgstudy.core.errors import UserError
 from hgstudy.core.fields import check_value, read_params
 from hgstudy.engine.config import TrainConfig, load_config
-from hgstudy.study.configs import load_study
-from hgstudy.study.params import ROOT
+from hgstudy.study.configs import check_every_run
+from hgstudy.study.params import ROOT, open_study
 
 LR = {"above": 0.0, "maximum": 10.0}
 
@@ -105,7 +105,7 @@ def test_malformed_params_yaml_is_a_user_error_naming_the_key(tmp_path, committe
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(edit(params)).replace("'.nan'", ".nan"))
     with pytest.raises(UserError, match=message):
-        load_study(path)
+        check_every_run(open_study(params=path))
 
 
 def test_a_variant_defined_twice_in_params_yaml_is_refused(tmp_path, committed):
@@ -113,4 +113,4 @@ def test_a_variant_defined_twice_in_params_yaml_is_refused(tmp_path, committed):
     path = tmp_path / "params.yaml"
     path.write_text(committed.replace(model, f"{model}\n  hg: {{stacks: 2}}", 1))
     with pytest.raises(UserError, match="key 'hg' is given twice"):
-        load_study(path)
+        check_every_run(open_study(params=path))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from hgstudy.core.errors import UserError
-from hgstudy.core.joints import FLIC_FLIP, FLIC_JOINTS
+from hgstudy.core.joints import FLIC_JOINTS, flip_permutation
 from hgstudy.data.flic import FLIC
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -61,7 +61,7 @@ def test_joint_order_from_torso_size(splits):
 
 def test_flip_pairs_by_hand():
     # l_shoulder l_elbow l_wrist r_shoulder r_elbow r_wrist l_hip r_hip l_eye r_eye nose
-    assert FLIC_FLIP == [3, 4, 5, 0, 1, 2, 7, 6, 9, 8, 10]
+    assert flip_permutation(FLIC_JOINTS) == [3, 4, 5, 0, 1, 2, 7, 6, 9, 8, 10]
 
 
 @needs_shared

@@ -14,7 +14,7 @@ def test_defaults_are_the_papers_recipe():
     # the paper and pose-hg-train: 8 stacks, 1 module, 256 features, 256 px, RMSprop 2.5e-4, batch 6, x5 drop
     assert (c.stacks, c.modules, c.features, c.input_res, c.depth) == (8, 1, 256, 256, 4)
     assert (c.optimizer, c.lr, c.batch_size, c.schedule, c.lr_drop) == ("rmsprop", 2.5e-4, 6, "plateau", 0.2)
-    assert c.supervision == "all" and c.loss_weights() == [1.0] * 8
+    assert c.supervision == "all" and c.stack_loss_weights() == [1.0] * 8
     assert c.model_config().joints == 16
 
 
@@ -27,13 +27,13 @@ def test_sections_merge_in_order_and_overrides_win(tmp_path):
     c = load_config(params, ["train", "models.hg"], {"batch_size": 12, "seed": None})
     assert (c.steps, c.batch_size, c.stacks, c.modules, c.features) == (1500, 12, 1, 8, 64)
     assert c.lr == 0.001 and isinstance(c.lr, float)  # YAML reads "1e-3" as a string
-    assert c.loss_weights() == [1.0]
+    assert c.stack_loss_weights() == [1.0]
     assert c.seed == 0  # None overrides are ignored
 
 
 def test_supervision_modes_give_stack_weights():
-    assert TrainConfig(stacks=3, supervision="last").loss_weights() == [0.0, 0.0, 1.0]
-    assert TrainConfig(stacks=2, supervision="weights", stack_weights=[0.5, 2]).loss_weights() == [0.5, 2.0]
+    assert TrainConfig(stacks=3, supervision="last").stack_loss_weights() == [0.0, 0.0, 1.0]
+    assert TrainConfig(stacks=2, supervision="weights", stack_weights=[0.5, 2]).stack_loss_weights() == [0.5, 2.0]
     with pytest.raises(UserError, match=r"stack_weights: supervision 'weights' needs 3 weights"):
         TrainConfig(stacks=3, supervision="weights", stack_weights=[1, 1])
     with pytest.raises(UserError, match="stack_weights: given, but supervision is 'all'"):
@@ -91,9 +91,10 @@ def test_command_line_flags_are_yaml_values(tmp_path):
 
 # ------------------------------------------------------------------------- command-line values (issue 17)
 @pytest.mark.parametrize(("flags", "message"), [
-    (["--batch-size", "0"], "--batch-size must be at least 1, not 0"),
-    (["--limit", "0"], "--limit must be at least 1, not 0"),
-    (["--num-workers", "-1"], "--num-workers must be at least 0, not -1"),
+    (["--batch-size", "0"], "--batch_size: must be at least 1, got 0"),
+    (["--limit", "0"], "--limit: must be at least 1, got 0"),
+    (["--num-workers", "-1"], "--num_workers: must be at least 0, got -1"),
+    (["--flip", "sometimes"], "--flip: expected true or false, got 'sometimes'"),
 ])
 def test_evaluate_flags_are_checked_before_anything_runs(tmp_path, capsys, monkeypatch, flags, message):
     from hgstudy import cli

@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from hgstudy.core.errors import UserError
-from hgstudy.engine.evaluate import InMemory, evaluate_checkpoint, predict, save_predictions, score
+from hgstudy.engine.evaluate import EvaluateConfig, InMemory, evaluate_checkpoint, predict, save_predictions, score
 from hgstudy.mannequin.dataset import MannequinDataset
 from hgstudy.model.checkpoint import save_checkpoint
 from hgstudy.model.network import HourglassConfig, StackedHourglass, fold_batchnorm
@@ -211,7 +211,8 @@ def test_evaluate_checkpoint_predicts_the_runs_dataset_as_computed_by_hand(tmp_p
     torch.manual_seed(0)
     model = StackedHourglass(TINY)
     save_checkpoint(model, tmp_path / "model.pt", train_config={"dataset": "mannequin", "seed": 0, "sigma": 1.0})
-    ev = evaluate_checkpoint(tmp_path / "model.pt", limit=3, precision="fp32", device="cpu", batch_size=2)
+    ev = evaluate_checkpoint(tmp_path / "model.pt", EvaluateConfig(limit=3, precision="fp32", device="cpu",
+                                                                       batch_size=2))
     assert ev.dataset_name == "mannequin" and len(ev.dataset) == 3
     data = MannequinDataset("val", input_res=64)
     model.eval()
@@ -220,11 +221,12 @@ def test_evaluate_checkpoint_predicts_the_runs_dataset_as_computed_by_hand(tmp_p
         np.testing.assert_allclose(ev.predictions.preds_stacks[:, i], hand, atol=0.3)
     ann = ev.annotations()
     np.testing.assert_allclose(np.nan_to_num(ann.joints), np.stack([data[i]["joints"] for i in range(3)]), atol=1e-3)
-    train = evaluate_checkpoint(tmp_path / "model.pt", split="train", limit=2, precision="fp32", device="cpu")
+    on_train = EvaluateConfig(split="train", limit=2, precision="fp32", device="cpu")
+    train = evaluate_checkpoint(tmp_path / "model.pt", on_train)
     with pytest.raises(UserError, match="val split only, not 'train'"):  # not the val people's ground truth
         train.annotations()
     with pytest.raises(UserError, match="predicts 16 joints; dataset flic has 11"):
-        evaluate_checkpoint(tmp_path / "model.pt", dataset="flic")
+        evaluate_checkpoint(tmp_path / "model.pt", EvaluateConfig(dataset="flic"))
     save_checkpoint(model, tmp_path / "bare.pt")
     with pytest.raises(UserError, match="does not say which dataset"):
         evaluate_checkpoint(tmp_path / "bare.pt")
@@ -236,13 +238,14 @@ def test_a_final_model_behind_the_runs_checkpoint_is_refused(tmp_path):
     trained = {"dataset": "mannequin", "seed": 0, "sigma": 1.0}
     save_checkpoint(model, tmp_path / "model.pt", train_config=trained, step=4)
     save_checkpoint(model, tmp_path / "checkpoint.pt", train_config=trained, step=43)
+    one = EvaluateConfig(limit=1, precision="fp32", device="cpu")
     with pytest.raises(UserError, match=rf"^{tmp_path / 'model.pt'} is the final model of step 4, but "
                                         rf"{tmp_path / 'checkpoint.pt'} beside it is at step 43: the run was extended "
                                         r"and has not finished. Finish it \(run the same train command\) or evaluate"):
-        evaluate_checkpoint(tmp_path / "model.pt", limit=1, precision="fp32", device="cpu")
-    evaluate_checkpoint(tmp_path / "checkpoint.pt", limit=1, precision="fp32", device="cpu")  # what it says it is
+        evaluate_checkpoint(tmp_path / "model.pt", one)
+    evaluate_checkpoint(tmp_path / "checkpoint.pt", one)  # what it says it is
     save_checkpoint(model, tmp_path / "checkpoint.pt", train_config=trained, step=4)  # a finished run: both agree
-    evaluate_checkpoint(tmp_path / "model.pt", limit=1, precision="fp32", device="cpu")
+    evaluate_checkpoint(tmp_path / "model.pt", one)
 
 
 def test_ctrl_c_during_evaluate_is_one_line_exit_130_and_writes_nothing(tmp_path, monkeypatch, capsys):

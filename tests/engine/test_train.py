@@ -16,7 +16,8 @@ import torch
 
 from hgstudy.core.errors import UserError
 from hgstudy.engine.config import TrainConfig
-from hgstudy.engine.step import Collate, LRSchedule, TrainStep, masked_mse
+from hgstudy.engine.loss import Collate, masked_mse
+from hgstudy.engine.step import LRSchedule, TrainStep
 from hgstudy.engine.train import train
 from hgstudy.model.checkpoint import read_checkpoint
 

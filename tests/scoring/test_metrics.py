@@ -6,16 +6,14 @@ each person's reference length), never taken from the code under test.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hgstudy.core.joints import FLIC_JOINTS, MPII_JOINTS
-from hgstudy.scoring import bootstrap, metrics
-from hgstudy.scoring.annotations import Annotations, make_annotations
-from hgstudy.scoring.bootstrap import bootstrap_difference, paired_bootstrap
+from hgstudy.scoring import metrics
+from hgstudy.scoring.annotations import make_annotations
 from hgstudy.scoring.ground_truth import load_annotations
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -114,8 +112,6 @@ def test_curves_and_auc_hand():
     assert curves.loc[0.5, "total"] == pytest.approx(88.0)
     assert metrics.auc([0, 100], [0.0, 0.5]) == pytest.approx(50.0)  # a straight line from 0 to 100
     assert metrics.auc(np.full(51, 100.0)) == pytest.approx(100.0)
-    w = metrics.trapezoid_weights()
-    assert w.sum() == pytest.approx(1.0) and w[0] == pytest.approx(0.01) and w[1] == pytest.approx(0.02)
     tomp = metrics.mpii_curves(metrics.distances(ann, pred), "tompson")
     assert tomp.loc[0.0, "mean"] == 0.0  # strict: nothing is closer than 0
 
@@ -240,118 +236,3 @@ def test_visibility_split_hand():
     # like the toolkit's (left + right) / 2, a side without instances makes the group NaN
     assert np.isnan(split.loc["wrist", "occluded"]) and split.loc["wrist", "n_occluded"] == 1
     assert split.loc["total", "n_visible"] == 23 and split.loc["total", "occluded"] == 50.0
-    per_joint = metrics.pck_by_visibility(metrics.distances(ann, pred), ann.visible)
-    assert per_joint.loc["r_elbow", "occluded"] == 0.0 and per_joint.loc["r_elbow", "visible"] == 100.0
-
-
-# ----------------------------------------------------------------------------------------------- bootstrap
-def test_bootstrap_identical_sets_and_single_image():
-    ann, pred = hand_case()
-    same = bootstrap_difference(ann, pred, pred, n_resamples=200)
-    assert (same[["diff", "boot_mean", "ci_low", "ci_high"]].to_numpy() == 0).all()
-    gt = np.nan_to_num(ann.joints)
-    # all people in one image: every resample is the whole set, so the interval is the observed difference
-    one = make_annotations(ann.joints, ann.annotated, ann.ref_length, dataset="mpii", image_index=[7, 7, 7])
-    res = bootstrap_difference(one, gt, pred, n_resamples=50)
-    assert res.loc["total", "diff"] == pytest.approx(12.0)  # 100 - 88 (hand_case)
-    assert res.loc["auc", "diff"] == pytest.approx(100 - 66.24)
-    assert res.loc["total", "ci_low"] == pytest.approx(12.0) and res.loc["total", "ci_high"] == pytest.approx(12.0)
-
-
-def explicit_case(seed=3, n=60, n_img=25):
-    rng = np.random.default_rng(seed)
-    image = np.sort(np.concatenate([np.arange(n_img), rng.integers(0, n_img, n - n_img)]))  # all ids used
-    dist_a = np.abs(rng.normal(0.3, 0.2, (n, 16)))
-    dist_b = np.abs(rng.normal(0.35, 0.2, (n, 16)))
-    dist_a[: n // 2] = np.round(dist_a[: n // 2], 2)  # ties with the thresholds: `<=` and `<` differ there
-    missing = rng.random((n, 16)) < 0.2
-    dist_a[missing] = dist_b[missing] = np.nan
-    return dist_a, dist_b, image
-
-
-def explicit_differences(dist_a, dist_b, image, draws, protocol):
-    """Table differences (summary, AUC) of each resample built explicitly: every person of a drawn image, once
-    per draw, scored by `metrics.mpii_table` / `mpii_curves` (independent of the bootstrap's decomposition)."""
-    key = "total" if protocol == "official" else "mean"
-    out = []
-    for drawn in draws:
-        people = np.concatenate([np.flatnonzero(image == i) for i in drawn])
-        ta, tb = (metrics.mpii_table(d[people], protocol) for d in (dist_a, dist_b))
-        if protocol == "official":
-            out.append([ta[key] - tb[key], ta["auc"] - tb["auc"]])
-        else:
-            ca, cb = (metrics.auc(metrics.mpii_curves(d[people], protocol)["mean"]) for d in (dist_a, dist_b))
-            out.append([ta[key] - tb[key], ca - cb])
-    return np.array(out)
-
-
-def test_bootstrap_statistic_of_image_sums_equals_the_table_of_the_resampled_people():
-    dist_a, dist_b, image = explicit_case()
-    joints = metrics.MPII_EVAL_JOINTS
-    draws = np.random.default_rng(1).integers(0, 25, (30, 25))
-    for pooling, protocol in (("instances", "official"), ("joints", "tompson")):
-        strict = protocol == "tompson"
-        parts = [bootstrap.instance_scores(d[:, list(joints)], 0.5, metrics.THRESHOLDS, strict)
-                 for d in (dist_a, dist_b)]
-        (hit_a, auc_a, valid), (hit_b, auc_b, _) = parts
-        sums = [bootstrap.per_image_sums(v, image, 25, pooling) for v in (hit_a, auc_a, hit_b, auc_b, valid)]
-        got = []
-        for drawn in draws:  # resampling images = indexing the image axis of the sums
-            s = bootstrap.summaries(*(x[..., drawn] for x in sums), pooling)
-            got.append(s[[0, 1]] - s[[2, 3]])
-        np.testing.assert_allclose(np.array(got), explicit_differences(dist_a, dist_b, image, draws, protocol),
-                                   atol=1e-9)
-
-
-def test_bootstrap_interval_agrees_with_an_explicit_monte_carlo_bootstrap():
-    dist_a, dist_b, image = explicit_case(seed=4, n=120, n_img=60)
-    draws = np.random.default_rng(2).integers(0, 60, (1500, 60))
-    explicit = explicit_differences(dist_a, dist_b, image, draws, "official")
-    res = paired_bootstrap(dist_a, dist_b, image, joints=metrics.MPII_EVAL_JOINTS, n_resamples=4000, seed=9)
-    se = explicit.std(axis=0, ddof=1)
-    np.testing.assert_allclose(res["se"].to_numpy(), se, rtol=0.1)
-    for k in range(2):  # PCKh Total, AUC
-        assert abs(res["ci_low"].iloc[k] - np.percentile(explicit[:, k], 2.5)) < 0.35 * se[k]
-        assert abs(res["ci_high"].iloc[k] - np.percentile(explicit[:, k], 97.5)) < 0.35 * se[k]
-    bca = paired_bootstrap(dist_a, dist_b, image, joints=metrics.MPII_EVAL_JOINTS, n_resamples=2000, method="BCa")
-    assert (bca["ci_low"] < bca["diff"]).all() and (bca["diff"] < bca["ci_high"]).all()
-
-
-@needs_data
-def test_bootstrap_real_size_is_fast_and_seeded():
-    ann = load_annotations(MPII_VALID)
-    rng = np.random.default_rng(0)
-    gt = np.nan_to_num(ann.joints)
-    a, b = gt + rng.normal(0, 5, gt.shape), gt + rng.normal(0, 6, gt.shape)
-    bootstrap_difference(ann, a, b)  # warm-up
-    best = np.inf
-    for _ in range(3):
-        start = time.perf_counter()
-        res = bootstrap_difference(ann, a, b, n_resamples=1000, seed=5)
-        best = min(best, time.perf_counter() - start)
-    assert best < 1.0, f"1000 resamples of {len(ann)} people took {best:.3f} s"
-    again = bootstrap_difference(ann, a, b, n_resamples=1000, seed=5)
-    assert again.equals(res)
-    assert res.loc["total", "ci_low"] < res.loc["total", "diff"] < res.loc["total", "ci_high"]
-    assert res.loc["total", "ci_low"] > 0  # the noisier set B is really worse
-    assert res.attrs["n_images"] == 2729
-
-
-def test_flic_measures_on_mpii_layout_people_use_the_shoulder_to_hip_torso():
-    """Mannequins (MPII layout) scored FLIC's way: torso = |r_shoulder - l_hip| from the ground truth."""
-    idx = {n: i for i, n in enumerate(MPII_JOINTS)}
-    joints = np.zeros((3, 16, 2))
-    joints[:, idx["r_shoulder"]] = [100.0, 100.0]
-    joints[:, idx["l_hip"]] = [[130.0, 140.0], [160.0, 180.0], [0.0, 0.0]]  # torso 50, 100, (missing)
-    annotated = np.ones((3, 16), bool)
-    annotated[2, idx["l_hip"]] = False  # person 3 has no torso: left out
-    joints[~annotated] = np.nan
-    ann = Annotations(joints, annotated, annotated.copy(), np.full(3, 7.0), np.arange(3), "mpii")
-    pred = np.nan_to_num(joints).copy()
-    pred[:, idx["l_elbow"], 0] += 15.0  # 0.3 torso for person 1 (wrong), 0.15 for person 2 (right)
-    pred[:, idx["r_wrist"], 1] += 10.0  # 0.2 and 0.1 torso: both right (<=)
-    result = metrics.score_flic(ann, pred)
-    assert result["elbow"] == pytest.approx((50.0 + 100.0) / 2)  # mean of l_elbow 50% and r_elbow 100%
-    assert result["wrist"] == pytest.approx(100.0)
-    assert result["pdj"].loc[0.1, "wrist"] == pytest.approx((50.0 + 100.0) / 2)  # r_wrist 1/2 at 0.1, l_wrist 2/2
-    assert list(result["pdj"].columns) == ["shoulder", "elbow", "wrist", "hip"]

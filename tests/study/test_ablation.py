@@ -4,10 +4,9 @@ import pytest
 
 from hgstudy.core.joints import MPII_JOINTS
 from hgstudy.scoring.annotations import make_annotations
-from hgstudy.scoring.metrics import ABLATION_JOINTS
+from hgstudy.scoring.metrics import ABLATION_JOINTS, ablation_pckh, distances
 from hgstudy.study.ablation import (
     CLAIMS,
-    ablation_accuracy,
     claim_curves,
     claim_trends,
     judge_claims,
@@ -55,7 +54,7 @@ def test_accuracy_by_hand():
     pred = ann.joints.copy()
     pred[:3, ABLATION_JOINTS[0]] += 6.0  # 3 of 80 counted instances beyond 5 px
     pred[:, MPII_JOINTS.index("head_top")] += 50.0  # not one of the ablation's joints
-    assert ablation_accuracy(ann, pred) == pytest.approx(100 * 77 / 80)
+    assert ablation_pckh(distances(ann, pred)) == pytest.approx(100 * 77 / 80)
 
 
 def test_claims_judged_from_clear_and_null_differences_over_seeds():
@@ -67,9 +66,9 @@ def test_claims_judged_from_clear_and_null_differences_over_seeds():
     # Only the claims whose two variants are present are judged.
     assert sorted(table.index) == ["hg_int", "hg_stacked"]
     assert table.loc["hg_int", "verdict"] == "agrees with the paper"  # about 90% vs 50% correct
-    mean_hg = np.mean([ablation_accuracy(ann, p) for p in preds["hg"].values()])
+    mean_hg = np.mean([ablation_pckh(distances(ann, p)) for p in preds["hg"].values()])
     assert table.loc["hg_int", "acc_worse"] == pytest.approx(mean_hg)
-    sd_hg = np.std([ablation_accuracy(ann, p) for p in preds["hg"].values()], ddof=1)
+    sd_hg = np.std([ablation_pckh(distances(ann, p)) for p in preds["hg"].values()], ddof=1)
     assert table.loc["hg_int", "seed_sd_worse"] == pytest.approx(sd_hg)
     assert table.loc["hg_stacked", "verdict"] == "cannot tell at this budget"  # same error rates
     row = table.loc["hg_stacked"]
@@ -118,6 +117,10 @@ def test_what_was_learned_tells_a_network_that_follows_people_from_one_that_gues
     low[:, [MPII_JOINTS.index("l_ankle"), MPII_JOINTS.index("r_ankle")], 1] += 5.0  # half a head size (10 px) lower
     learned = what_was_learned(ann, low)
     assert learned["bias_ankle_y"] == pytest.approx(0.5) and learned["bias_wrist_y"] == pytest.approx(0.0)
+    # Near a mean-pose baseline (within a quarter head size): the average itself entirely; ankles half a head size
+    # off from it are not, so 6 of the 8 joints remain.
+    assert what_was_learned(ann, average, average)["near_mean_pose"] == 1.0
+    assert what_was_learned(ann, low, ann.joints)["near_mean_pose"] == 0.75
 
 
 def trend_curves(changes_better, changes_worse, worse_base=28.0):

@@ -6,8 +6,8 @@ import yaml
 
 from hgstudy.core.errors import UserError
 from hgstudy.scoring.annotations import make_annotations
-from hgstudy.study.configs import load_study, variant_config
-from hgstudy.study.params import ROOT
+from hgstudy.study.configs import check_every_run, variant_config
+from hgstudy.study.params import ROOT, open_study
 
 
 @pytest.fixture(scope="module")
@@ -16,18 +16,18 @@ def params():
 
 
 def test_committed_params_are_valid_and_hold_the_papers_variants(params):
-    study = load_study(params)
+    study = check_every_run(open_study(params=params)).params
     # Equal parameters: stacks x modules is 8 in every variant, as in the paper's ablations.
     for name in study["variants"]:
         config = variant_config(study, name, 0)
         assert config.stacks * config.modules == 8, name
     assert variant_config(study, "hg_int", 0).decoder_heads
-    assert variant_config(study, "s8x1_last", 0).loss_weights() == [0.0] * 7 + [1.0]
+    assert variant_config(study, "s8x1_last", 0).stack_loss_weights() == [0.0] * 7 + [1.0]
     assert variant_config(study, "s8x1", 3).seed == 3
 
 
 def test_the_default_study_trains_every_variant_with_three_seeds_and_validates_on_the_ablations_measure(params):
-    study = load_study(params)
+    study = check_every_run(open_study(params=params)).params
     assert len(set(study["seeds"])) >= 3 and len(study["variants"]) == 7
     config = variant_config(study, "hg", 0)
     # curves of >= 4 validations (the trend rule reads their later half); the final numbers of every run come from
@@ -51,7 +51,7 @@ def test_bad_params_name_the_key(params, edit, message):
     bad = copy.deepcopy(params)
     edit(bad)
     with pytest.raises(UserError, match=message):
-        load_study(bad)
+        check_every_run(open_study(params=bad))
 
 
 def test_paper_profile_is_the_papers_recipe(params):

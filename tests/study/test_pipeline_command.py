@@ -13,7 +13,7 @@ from hgstudy.core.errors import UserError
 from hgstudy.study.configs import variant_config
 from hgstudy.study.notebooks import check_parameters
 from hgstudy.study.notebooks import main as notebooks_main
-from hgstudy.study.params import ROOT, Study, read_study
+from hgstudy.study.params import ROOT, Study, open_study
 from hgstudy.study.pipeline import notebook_calls
 
 PAYLOADS = ["x$(touch PWNED)", "x'$(touch PWNED)'", 'x"; touch PWNED; "', "x`touch PWNED`", "a b", "../escape",
@@ -33,7 +33,7 @@ def with_variant(params: dict, name: str) -> dict:
 @pytest.mark.parametrize("name", PAYLOADS)
 def test_a_name_that_a_shell_or_a_path_would_read_is_refused_naming_the_key_and_the_rule(params, name):
     with pytest.raises(UserError, match=r"models\..*is not a valid name: use letters, digits, '_' and '-'"):
-        read_study(with_variant(params, name))
+        open_study(params=with_variant(params, name))
     with pytest.raises(UserError, match=r"variant: .* is not a valid name"):
         variant_config(params, name, 0)
 
