@@ -37,6 +37,21 @@ def test_committed_notebooks_carry_no_outputs():
     assert dirty == [], f"strip outputs before committing: {dirty}"
 
 
+def test_notebooks_are_thin_reports_of_their_stage():
+    """A parameters cell, one stage call, and what a reader looks at: no code cell over 12 lines, and no file
+    written but through the stage function (no open/to_csv/mkdir/write_* in a notebook)."""
+    writes = re.compile(r"\bopen\(|\.to_(csv|json|parquet)\(|\.mkdir\(|\.write_(text|bytes)\(|\bwrite_\w+\(|savefig")
+    long, writing = [], []
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+            code = "".join(cell["source"]) if cell["cell_type"] == "code" else ""
+            if len(code.splitlines()) > 12:
+                long.append(f"{path.name} cell {i}")
+            if writes.search(code):
+                writing.append(f"{path.name} cell {i}")
+    assert long == [] and writing == [], (long, writing)
+
+
 def readme_commands():
     text = (ROOT / "README.md").read_text()
     setup = text.split("## Set up and run", 1)[1].split("\n## ", 1)[0]

@@ -109,7 +109,8 @@ def test_a_notebook_parameter_of_another_type_is_refused_naming_it(name, value, 
 
 
 def test_declared_types_accept_what_they_say():
-    check_parameters(ROOT / "notebooks/10_data.ipynb", {"baseline_people": None, "nn_pool": 3, "profile": "cpu"})
+    check_parameters(ROOT / "notebooks/10_data.ipynb", {"overrides": None, "out": "x", "data_root": "data"})
+    check_parameters(ROOT / "notebooks/10_data.ipynb", {"overrides": {"nn_pool": 3}})
     check_parameters(ROOT / "notebooks/40_ablations.ipynb", {"runs": None, "n_resamples": 10})
     check_parameters(ROOT / "notebooks/20_train.ipynb", {"fresh": False, "overrides": {}, "seed": 2})
 
