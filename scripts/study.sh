@@ -9,5 +9,8 @@ export DVC_NO_ANALYTICS=1 PATH="$PWD/$venv/bin:$PATH"
 export HGSTUDY_PROGRESS=.dvc/tmp/hgstudy-progress
 mkdir -p .dvc/tmp
 trap 'rm -f "$HGSTUDY_PROGRESS"' EXIT
-echo "$(date +%s) $(dvc repro --dry "$@" | grep -c "^Running stage" || true)" > "$HGSTUDY_PROGRESS"
+# (what `dvc status` finds changed: every stage on a fresh clone; stages changed only by an upstream one it cannot
+# know of, so "k of N" then grows N as they come)
+echo "$(date +%s) $(dvc status --json "$@" | python -c 'import json, sys; print(len(json.load(sys.stdin)))')" \
+    > "$HGSTUDY_PROGRESS"
 dvc repro "$@"

@@ -110,6 +110,7 @@ def run(notebook, output, parameters: dict, html=None, timeout: int | None = 720
     # reprs of figures and tables, or nbconvert's remarks on the HTML copy.
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stdout)
     logging.getLogger("traitlets").setLevel(logging.ERROR)
+    logging.getLogger("papermill").setLevel(logging.ERROR)  # its parameter guess misreads annotations; checked above
     try:
         papermill.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name="python3",
                                    log_output=False, stdout_file=sys.stdout, stderr_file=sys.stderr,

@@ -167,6 +167,7 @@ def announce(name: str, progress=None) -> str:
         lines = f.read().splitlines()
     start, total = (float(x) for x in lines[0].split())
     k, elapsed = len(lines) - 1, time.time() - start
+    total = max(total, k)  # a stage that only an upstream one changed is not counted in advance
     left = f", about {(elapsed / (k - 1) * (total - k + 1)) / 60:.0f} min left" if k > 1 else ""
     return f"stage {k} of {total:.0f}: {name} ({elapsed / 60:.0f} min elapsed{left})"
 

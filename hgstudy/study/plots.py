@@ -96,7 +96,8 @@ def pose_density(frame: pd.DataFrame, parts=("head_top", "shoulder", "elbow", "w
         ax.set_title(part.replace("_", " "), fontsize=9)
         ax.set_aspect("equal")
         ax.grid(alpha=0.3)
-    axes[0].invert_yaxis()
+    (x0, x1), (y0, y1) = (frame[c].quantile([0.001, 0.999]) for c in ("x", "y"))  # a few strays off the axes
+    axes[0].set(xlim=(x0, x1), ylim=(y1, y0))  # y down, as in the image
     fig.supxlabel("x (crop units: / 200 x scale)", fontsize=9)
     fig.tight_layout()
     return fig

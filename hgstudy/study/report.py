@@ -94,9 +94,11 @@ def conclusion(claims: pd.DataFrame, claim_trends: pd.DataFrame | None = None) -
     for row in claims.itertuples():
         trend = trend_of.get(f"{row.better} - {row.worse}") if row.at_stack == "last" else None
         over = f"; over training the difference is {trend}" if trend else ""
+        source = ("the paper gives this figure as curves, no numbers" if row.source.startswith("paper")
+                  else "this study's own comparison: the paper has no number for it")
         paper = (f"the paper's {row.paper_diff:+.1f} is {'above' if row.paper_diff_detectable else 'below'} "
                  f"what this design detects ({row.detectable:.1f})" if np.isfinite(row.paper_diff) else
-                 f"detectable here: {row.detectable:.1f} points (the paper gives this figure as curves, no numbers)")
+                 f"detectable here: {row.detectable:.1f} points ({source})")
         lines.append(f"- **{row.verdict}**: {row.claim} ({row.acc_better:.1f} vs {row.acc_worse:.1f}%, "
                      f"difference {row.diff:+.1f} points, 95% interval [{row.ci95_low:+.1f}, {row.ci95_high:+.1f}], "
                      f"family-wise [{row.family_low:+.1f}, {row.family_high:+.1f}]; {paper}; seed spread "

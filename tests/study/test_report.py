@@ -48,3 +48,20 @@ def test_hg_int_heads_say_their_size_against_the_papers():
     assert "predict 8 x 8 and 4 x 4 maps here (output 16 x 16, hourglass depth 4)" in report.hg_int_heads(deep)
     assert "predict 8 x 8 maps here (output 16 x 16, hourglass depth 2)" in report.hg_int_heads(shallow)
     assert "the paper's predict 32 x 32 and 16 x 16" in report.hg_int_heads(shallow)
+
+
+def test_the_conclusion_says_where_a_claims_paper_number_comes_from():
+    row = {"better": "s8x1", "worse": "s4x2", "at_stack": "last", "verdict": "cannot tell at this budget",
+           "claim": "8 x 1 beats 4 x 2", "acc_better": 25.0, "acc_worse": 26.0, "diff": -1.0, "ci95_low": -3.0,
+           "ci95_high": 1.0, "family_low": -4.0, "family_high": 2.0, "detectable": 3.9, "seed_sd_better": 0.7,
+           "seed_sd_worse": 1.0, "paper_diff": 0.3, "paper_diff_detectable": False, "source": "paper, Fig. 9"}
+    curves = dict(row, better="hg_int", worse="hg", claim="HG-Int beats HG", paper_diff=float("nan"),
+                  source="paper, Fig. 8")
+    own = dict(curves, better="s8x1", worse="s8x1_last", claim="8 x 1 beats 8 x 1 last", verdict="contradicted",
+               source="this study's extension")
+    text = report.conclusion(pd.DataFrame([row, curves, own]))
+    lines = text.splitlines()
+    assert "the paper's +0.3 is below what this design detects (3.9)" in lines[0]
+    assert "(the paper gives this figure as curves, no numbers)" in lines[1]
+    assert "(this study's own comparison: the paper has no number for it)" in lines[2]
+    assert lines[-1] == "In all, 2 claims: cannot tell at this budget, 1 claim: contradicted (of 3 judged)."

@@ -41,12 +41,11 @@ class EvaluatedRun:
         return (f"{self.variant} seed {self.seed}: {len(ev.predictions.index)} {ev.dataset_name} validation people, "
                 f"flip test {'on' if c.flip else 'off'}, {ev.runtime.describe()}")
 
-    def tables(self) -> pd.DataFrame:
-        """The PCKh@0.5 table: official protocol for the network and each baseline, and the network's under the
-        Tompson convention (strict `<`, Head = head top, Mean of the 14 joints)."""
-        rows = {name: metrics.score_mpii(self.annotations, p, "official") for name, p in self.predictions.items()}
-        rows[f"{NETWORK} (tompson)"] = metrics.score_mpii(self.annotations, self.predictions[NETWORK], "tompson")
-        return pd.DataFrame(rows).T
+    def table(self, protocol: str = "official") -> pd.DataFrame:
+        """The PCKh@0.5 table of the network and of each baseline: the official protocol, or the Tompson
+        convention (strict `<`, Head = head top, Mean of the 14 joints)."""
+        return pd.DataFrame({name: metrics.score_mpii(self.annotations, p, protocol)
+                             for name, p in self.predictions.items()}).T
 
     def per_joint(self) -> pd.DataFrame:
         """PCKh@0.5 of every joint, network and baselines (long format: joint, predictor, PCKh@0.5)."""
