@@ -11,7 +11,8 @@ One `Runtime` says how a model runs; training, evaluation and the model benchmar
   Autocast keeps weights, optimiser state, BatchNorm statistics and the loss in fp32; only convolutions and
   matmuls run in bf16;
 - channels_last auto: on (oneDNN's and cuDNN's fast kernels are NHWC; on a 2-core AVX2 CPU fp32 training of
-  the CPU-profile networks is about 1.3x faster in channels_last, bf16 about 2x: benchmarks/model_cpu.json);
+  the CPU-profile networks was 1.3x faster in channels_last, bf16 about 2x: benchmarks/model_cpu.json, measured
+  on 2026-11-28, before the 1x1 and flat-optimiser paths);
 - torch.compile: only when asked for, never by auto (on the CPU it compiles for minutes per network and, measured,
   trains slower than the eager step: Inductor's channels_last BatchNorm+ReLU is 6x slower than eager's here);
 - CPU threads and data workers (`resolve_loading`): a small network on a CPU trains almost as fast on one

@@ -93,8 +93,8 @@ SMALL_MAP = 8  # px: at or below this width a 1x1 convolution on the CPU runs as
 
 def pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """conv(x) for a 1x1 convolution. On the CPU, for a small channels_last map, it is one addmm on the
-    (B*H*W, C) view of x, with no copy in or out: the same function, about twice as fast there, where oneDNN's
-    fixed cost per call dominates (benchmarks/model_cpu.json)."""
+    (B*H*W, C) view of x, with no copy in or out: the same function without oneDNN's fixed cost per call, which
+    dominates at these sizes (no committed benchmark isolates this path; `hgstudy bench model` times the step)."""
     b, c, h, w = x.shape
     if x.device.type != "cpu" or w > SMALL_MAP or not x.is_contiguous(memory_format=torch.channels_last):
         return conv(x)

@@ -20,10 +20,11 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from hgstudy.core.errors import UserError
+from hgstudy.data.sample import draw_targets
 from hgstudy.scoring.annotations import Annotations
 from hgstudy.scoring.metrics import ABLATION_JOINTS, MPII_EVAL_JOINTS, ablation_pckh, distances, pooled_pck
 from hgstudy.study import stats
-from hgstudy.study.files import read_eval_results, read_pckh_curve, read_train_results
+from hgstudy.study.files import read_eval_results, read_pckh_curve, read_train_log, read_train_results
 from hgstudy.study.paper import PAPER_ACCURACY, PAPER_MIDDLE_STACK
 
 
@@ -171,8 +172,8 @@ def middle_stack(stacks: int) -> int:
 
 
 # what run.json records of each run's configuration (the report states them)
-RUN_SETTINGS = ("dataset", "input_res", "features", "depth", "steps", "batch_size", "optimizer", "lr", "schedule",
-                "warmup", "ema", "supervision", "val_samples", "val_flip")
+RUN_SETTINGS = ("dataset", "input_res", "sigma", "features", "depth", "steps", "batch_size", "optimizer", "lr",
+                "schedule", "warmup", "ema", "supervision", "val_samples", "val_flip")
 
 
 @dataclass
@@ -219,6 +220,7 @@ def load_runs(results: Path, runs: dict[str, list[str]], ann: Annotations) -> Ru
                 "variant": variant, "run": key, "seed": train.get("seed"), "stacks": len(stacks),
                 **{k: train.get(k) for k in RUN_SETTINGS}, "params": train["params"], "gflops": train["gflops"],
                 "samples_per_s": train.get("samples_per_s"),
+                "final_loss": read_train_log(results / "train" / variant / key)[f"loss_stack{len(stacks)}"].iloc[-1],
                 "pckh_total": pooled_pck(distances(people, stacks[-1]), 0.5, MPII_EVAL_JOINTS),
                 "accuracy": by_stack[-1],
                 "accuracy_middle_stack": by_stack[middle] if len(stacks) > 1 and supervised[middle] else np.nan,
@@ -259,6 +261,18 @@ def what_was_learned(ann: Annotations, pred, mean_pose=None, joints=ABLATION_JOI
         both = [j for j in joints if names[j].endswith(part)]
         out[f"bias_{part}_y"] = float(np.nanmean(rel_p[:, both, 1] - rel_gt[:, both, 1]))
     return out
+
+
+def zero_loss(ann: Annotations, matrices: np.ndarray, res: int, sigma: float) -> float:
+    """The loss of predicting all-zero heatmaps for these people, as training computes it (the mean over people,
+    joints and pixels of target weight x target^2), with each person's crop (`matrices`, image -> heatmap) and
+    targets drawn as training draws them (`draw_targets`): what a network that learned nothing scores."""
+    joints = np.einsum("nij,nkj->nki", matrices[:, :, :2], np.nan_to_num(ann.joints)) + matrices[:, None, :, 2]
+    total = 0.0
+    for person, annotated in zip(joints, ann.annotated):
+        targets, weights = draw_targets(person, annotated, res, sigma)
+        total += float((weights[:, None, None] * targets.astype(np.float64) ** 2).mean())
+    return total / len(joints)
 
 
 def variant_summary(table: pd.DataFrame) -> pd.DataFrame:

@@ -80,6 +80,11 @@ def write_train_results(results, run, info: dict, final: dict) -> None:
     write_json(results / "run.json", {**info, **extra})
 
 
+def read_train_log(results) -> pd.DataFrame:
+    """A training run's train.tsv: the loss of every output at every logged step."""
+    return pd.read_csv(Path(results) / "train.tsv", sep="\t")
+
+
 def read_train_results(results) -> tuple[dict, pd.DataFrame]:
     """(metrics and run info of one training run, its validation curve)."""
     results = Path(results)
@@ -104,6 +109,14 @@ def write_flic_results(results, heatmap_stacks, matrices, index, metrics: dict, 
     write_json(results / "metrics.json", numbers(metrics))
     with atomic_path(results / "pdj.tsv") as tmp:
         pdj.to_csv(tmp, sep="\t")
+
+
+def read_crop_matrices(results) -> np.ndarray:
+    """(N, 2, 3): each evaluated person's map original image -> heatmap, from an evaluated run's preds.h5."""
+    import h5py
+
+    with h5py.File(Path(results) / "preds.h5", "r") as f:
+        return np.asarray(f["matrices"][()], np.float64)
 
 
 def read_eval_results(results) -> tuple[np.ndarray, np.ndarray, dict]:

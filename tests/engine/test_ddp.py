@@ -17,6 +17,8 @@ ARGS = ["--dataset", "mannequin", "--stacks", "2", "--features", "16", "--depth"
 # lr 1e-4: at 1e-3 Adam turns rounding differences (NCHW vs channels_last, batch 4 vs 8 kernels, even 1 vs 2
 # threads in one process) into 1% loss differences by step 4; here they stay below 1e-4.
 
+pytestmark = pytest.mark.slow  # torchrun processes
+
 
 def run(out: Path, processes: int, *extra: str) -> pd.DataFrame:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two processes on two cores

@@ -161,6 +161,7 @@ def val_rows(out: Path) -> int:
     return len(path.read_text().splitlines()) - 1 if path.is_file() else 0
 
 
+@pytest.mark.slow
 def test_a_run_killed_with_sigkill_and_resumed_ends_exactly_like_an_uninterrupted_one(tmp_path):
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     reference = start(whole)
@@ -187,6 +188,7 @@ def test_a_run_killed_with_sigkill_and_resumed_ends_exactly_like_an_uninterrupte
     assert list(pd.read_csv(broken / "train.tsv", sep="\t").lr) == pytest.approx([1e-3] * 3 + [2e-4] * 5 + [4e-5] * 4)
 
 
+@pytest.mark.slow
 def test_model_benchmark_reports_speed_memory_the_baseline_and_the_matmul_share():
     from hgstudy.engine.bench import benchmark
     from hgstudy.engine.runtime import resolve_runtime

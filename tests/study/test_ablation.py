@@ -12,6 +12,7 @@ from hgstudy.study.ablation import (
     judge_claims,
     verdict,
     what_was_learned,
+    zero_loss,
 )
 
 
@@ -146,3 +147,16 @@ def test_claim_trends_fire_when_the_seed_interval_of_the_change_excludes_zero():
     assert claim_trends(trend_curves([1, 3, -1], [0, 0, 0]), [CLAIMS[0]]).trend.iloc[0] == "stable"
     middle = [c for c in CLAIMS if c.stack == "middle"]  # the curves are the last stack's: no trend for these
     assert claim_trends(trend_curves([4, 5, 3], [0, 1, -1]), middle).empty
+
+
+def test_the_all_zeros_loss_is_the_mean_squared_target_over_joints_and_pixels():
+    """One annotated joint on a pixel centre of a 16 x 16 map (sigma 1, drawn within 3 sigma), 15 unannotated:
+    the sum of exp(-d^2) over the window, by hand, over 16 joints x 256 pixels."""
+    joints = np.zeros((2, 16, 2))
+    joints[:, 0] = (8.0, 8.0)
+    annotated = np.zeros((2, 16), bool)
+    annotated[:, 0] = True
+    ann = make_annotations(joints, annotated, np.full(2, 10.0), image_index=np.arange(2), dataset="mpii")
+    identity = np.tile(np.array([[1.0, 0, 0], [0, 1.0, 0]]), (2, 1, 1))  # image pixels are heatmap pixels
+    window = (1 + 2 * np.exp(-1) + 2 * np.exp(-4) + 2 * np.exp(-9)) ** 2
+    assert zero_loss(ann, identity, 16, 1.0) == pytest.approx(window / (16 * 256), rel=1e-6)

@@ -18,8 +18,16 @@ from hgstudy.study.ablation import (
     load_runs,
     variant_summary,
     what_was_learned,
+    zero_loss,
 )
-from hgstudy.study.files import read_baselines, read_json, read_val_annotations, write_json, write_table
+from hgstudy.study.files import (
+    read_baselines,
+    read_crop_matrices,
+    read_json,
+    read_val_annotations,
+    write_json,
+    write_table,
+)
 from hgstudy.study.params import ROOT, open_study
 from hgstudy.study.stats import coverage, design_detectable
 
@@ -108,6 +116,10 @@ def ablation_stage(results, out, runs: dict | None = None, n_resamples: int = 10
     baselines = read_baselines(results / "data", r.evaluated)
     learned = pd.DataFrame([{"variant": v, "run": k, **what_was_learned(r.ann, p, baselines.get("mean_pose"))}
                             for v, by_run in r.predictions.items() for k, p in by_run.items()])
+    first = r.table.iloc[0]  # every run is evaluated on the same people and crops
+    zeros = zero_loss(r.ann, read_crop_matrices(results / "evaluate" / first.variant / first.run),
+                      int(first.input_res) // 4, float(first.sigma))
+    learned = learned.merge(r.table[["variant", "run"]].assign(loss_vs_zeros=r.table.final_loss / zeros))
     seeds = int(r.table.groupby("variant").size().min())
     checks = None
     if seeds > 1:  # the synthetic studies take this run's accuracy and seed spread
