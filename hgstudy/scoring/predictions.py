@@ -216,8 +216,9 @@ def write_predictions(path, heatmap_stacks, matrices, index) -> Path:
     return Path(path)
 
 
-def read_prediction_stacks(path) -> tuple[np.ndarray, np.ndarray]:
-    """(preds_stacks (S, N, J, 2) in original pixels, index (N,)) of a file written by `write_predictions`."""
+def read_prediction_stacks(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(preds_stacks (S, N, J, 2) in original pixels, index (N,), matrices (N, 2, 3) original image -> heatmap)
+    of a file written by `write_predictions`."""
     import h5py
 
     path = Path(path)
@@ -228,7 +229,7 @@ def read_prediction_stacks(path) -> tuple[np.ndarray, np.ndarray]:
             matrices, index = np.asarray(f["matrices"][()], np.float64), np.asarray(f["index"][()], np.int64)
     except (OSError, KeyError) as exc:
         raise UserError(f"{path}: not a prediction file of `hgstudy evaluate` ({exc})") from exc
-    return to_image_coords(heatmap.transpose(1, 0, 2, 3), matrices).transpose(1, 0, 2, 3), index
+    return to_image_coords(heatmap.transpose(1, 0, 2, 3), matrices).transpose(1, 0, 2, 3), index, matrices
 
 
 def load_for_scoring(predictions, annotations, split=None, dataset: str | None = None, layout: str = "auto"):

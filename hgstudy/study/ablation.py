@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from hgstudy.core.errors import UserError
+from hgstudy.core.geometry import apply_affine
 from hgstudy.data.sample import draw_targets
 from hgstudy.scoring.annotations import Annotations
 from hgstudy.scoring.metrics import ABLATION_JOINTS, MPII_EVAL_JOINTS, ablation_pckh, distances, pooled_pck
@@ -267,12 +268,11 @@ def zero_loss(ann: Annotations, matrices: np.ndarray, res: int, sigma: float) ->
     """The loss of predicting all-zero heatmaps for these people, as training computes it (the mean over people,
     joints and pixels of target weight x target^2), with each person's crop (`matrices`, image -> heatmap) and
     targets drawn as training draws them (`draw_targets`): what a network that learned nothing scores."""
-    joints = np.einsum("nij,nkj->nki", matrices[:, :, :2], np.nan_to_num(ann.joints)) + matrices[:, None, :, 2]
     total = 0.0
-    for person, annotated in zip(joints, ann.annotated):
-        targets, weights = draw_targets(person, annotated, res, sigma)
+    for matrix, joints, annotated in zip(matrices, np.nan_to_num(ann.joints), ann.annotated):
+        targets, weights = draw_targets(apply_affine(matrix, joints), annotated, res, sigma)
         total += float((weights[:, None, None] * targets.astype(np.float64) ** 2).mean())
-    return total / len(joints)
+    return total / len(matrices)
 
 
 def variant_summary(table: pd.DataFrame) -> pd.DataFrame:

@@ -93,36 +93,25 @@ def read_train_results(results) -> tuple[dict, pd.DataFrame]:
 
 
 # --------------------------------------------------------------------------------------------- evaluate
-def write_eval_results(results, heatmap_stacks, matrices, index, metrics: dict, curve: pd.DataFrame) -> None:
-    """An evaluated run's predictions (`write_predictions`), numbers and PCKh curve."""
+def write_eval_results(results, heatmap_stacks, matrices, index, metrics: dict, curve: pd.DataFrame,
+                       curve_file: str = "pckh_curve.tsv") -> None:
+    """An evaluated run's predictions (`write_predictions`), numbers and curve (PCKh; the FLIC stage: PDJ)."""
     results = Path(results)
     write_predictions(results / "preds.h5", heatmap_stacks, matrices, index)
     write_json(results / "metrics.json", numbers(metrics))
-    with atomic_path(results / "pckh_curve.tsv") as tmp:
+    with atomic_path(results / curve_file) as tmp:
         curve.to_csv(tmp, sep="\t")
 
 
-def write_flic_results(results, heatmap_stacks, matrices, index, metrics: dict, pdj: pd.DataFrame) -> None:
-    """A FLIC-scored run's predictions, numbers and PDJ curves."""
-    results = Path(results)
-    write_predictions(results / "preds.h5", heatmap_stacks, matrices, index)
-    write_json(results / "metrics.json", numbers(metrics))
-    with atomic_path(results / "pdj.tsv") as tmp:
-        pdj.to_csv(tmp, sep="\t")
-
-
 def read_crop_matrices(results) -> np.ndarray:
-    """(N, 2, 3): each evaluated person's map original image -> heatmap, from an evaluated run's preds.h5."""
-    import h5py
-
-    with h5py.File(Path(results) / "preds.h5", "r") as f:
-        return np.asarray(f["matrices"][()], np.float64)
+    """(N, 2, 3): each evaluated person's map original image -> heatmap (`read_prediction_stacks`)."""
+    return read_prediction_stacks(Path(results) / "preds.h5")[2]
 
 
 def read_eval_results(results) -> tuple[np.ndarray, np.ndarray, dict]:
     """(preds_stacks (S, N, J, 2), dataset index (N,), metrics) of one evaluated run."""
     results = Path(results)
-    stacks, index = read_prediction_stacks(results / "preds.h5")
+    stacks, index, _ = read_prediction_stacks(results / "preds.h5")
     return stacks, index, read_json(results / "metrics.json")
 
 
@@ -168,10 +157,10 @@ def read_baselines(results, index=None) -> dict[str, np.ndarray]:
     if not path.is_file():
         return {}
     with h5py.File(path, "r") as f:
-        have = f["index"][()]
-        rows = np.arange(len(have)) if index is None else np.searchsorted(have, np.asarray(index))
-        if index is not None and (np.any(rows >= len(have)) or np.any(have[np.minimum(rows, len(have) - 1)] != index)):
+        row_of = {int(person): row for row, person in enumerate(f["index"][()])}
+        if index is not None and not all(int(person) in row_of for person in index):
             return {}
+        rows = list(row_of.values()) if index is None else [row_of[int(person)] for person in index]
         return {name: f[name][()][rows] for name in f if name != "index"}
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from hgstudy.core.joints import FLIC_JOINTS, MPII_JOINTS
 from hgstudy.scoring import metrics
-from hgstudy.scoring.annotations import make_annotations
+from hgstudy.scoring.annotations import Annotations, make_annotations
 from hgstudy.scoring.ground_truth import load_annotations
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -236,3 +236,23 @@ def test_visibility_split_hand():
     # like the toolkit's (left + right) / 2, a side without instances makes the group NaN
     assert np.isnan(split.loc["wrist", "occluded"]) and split.loc["wrist", "n_occluded"] == 1
     assert split.loc["total", "n_visible"] == 23 and split.loc["total", "occluded"] == 50.0
+
+
+def test_flic_measures_on_mpii_layout_people_use_the_shoulder_to_hip_torso():
+    """Mannequins (MPII layout) scored FLIC's way: torso = |r_shoulder - l_hip| from the ground truth."""
+    idx = {n: i for i, n in enumerate(MPII_JOINTS)}
+    joints = np.zeros((3, 16, 2))
+    joints[:, idx["r_shoulder"]] = [100.0, 100.0]
+    joints[:, idx["l_hip"]] = [[130.0, 140.0], [160.0, 180.0], [0.0, 0.0]]  # torso 50, 100, (missing)
+    annotated = np.ones((3, 16), bool)
+    annotated[2, idx["l_hip"]] = False  # person 3 has no torso: left out
+    joints[~annotated] = np.nan
+    ann = Annotations(joints, annotated, annotated.copy(), np.full(3, 7.0), np.arange(3), "mpii")
+    pred = np.nan_to_num(joints).copy()
+    pred[:, idx["l_elbow"], 0] += 15.0  # 0.3 torso for person 1 (wrong), 0.15 for person 2 (right)
+    pred[:, idx["r_wrist"], 1] += 10.0  # 0.2 and 0.1 torso: both right (<=)
+    result = metrics.score_flic(ann, pred)
+    assert result["elbow"] == pytest.approx((50.0 + 100.0) / 2)  # mean of l_elbow 50% and r_elbow 100%
+    assert result["wrist"] == pytest.approx(100.0)
+    assert result["pdj"].loc[0.1, "wrist"] == pytest.approx((50.0 + 100.0) / 2)  # r_wrist 1/2 at 0.1, l_wrist 2/2
+    assert list(result["pdj"].columns) == ["shoulder", "elbow", "wrist", "hip"]

@@ -4,6 +4,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from hgstudy.study.configs import variant_config
 from hgstudy.study.notebooks import check_parameters
 from hgstudy.study.notebooks import main as notebooks_main
 from hgstudy.study.params import ROOT, Study, open_study
-from hgstudy.study.pipeline import notebook_calls
+from hgstudy.study.pipeline import announce, notebook_calls
 
 PAYLOADS = ["x$(touch PWNED)", "x'$(touch PWNED)'", 'x"; touch PWNED; "', "x`touch PWNED`", "a b", "../escape",
             "-rf", "x\ny"]
@@ -143,3 +144,13 @@ def test_runs_side_by_side_each_write_their_notebook_and_a_failure_is_named(tmp_
     with pytest.raises(UserError, match=r"^c failed"):
         run_side_by_side([call("c", 0, fresh="no")], {})
     assert "parameter fresh: must be bool" in capsys.readouterr().out
+
+
+def test_each_stage_says_its_place_in_the_study_and_the_time_left(tmp_path):
+    """scripts/study.sh's progress file: the start (10 minutes ago) and 4 stages. The second stage has taken
+    10 minutes for one stage done, so the three still to run (itself included) take about 30."""
+    progress = tmp_path / "progress"
+    progress.write_text(f"{time.time() - 600} 4\n")
+    assert announce("data", progress) == "stage 1 of 4: data (10 min elapsed)"
+    assert announce("train@hg", progress) == "stage 2 of 4: train@hg (10 min elapsed, about 30 min left)"
+    assert announce("ablations", tmp_path / "absent") == "stage ablations"

@@ -1,8 +1,9 @@
 import json
 
+import numpy as np
 import pandas as pd
 
-from hgstudy.study.files import read_train_results, write_train_results
+from hgstudy.study.files import read_baselines, read_train_results, write_baselines, write_train_results
 
 
 def test_train_results_keep_the_configured_learning_rate_and_leave_speed_and_schedule_out_of_the_metrics(tmp_path):
@@ -17,3 +18,13 @@ def test_train_results_keep_the_configured_learning_rate_and_leave_speed_and_sch
     assert values["lr"] == 2e-3 and values["final_lr"] == 4e-4  # 2e-3 dropped x0.2 once
     assert json.loads((tmp_path / "results" / "metrics.json").read_text()) == {"step": 384, "val_pckh": 18.0}
     pd.testing.assert_frame_equal(val, pd.DataFrame({"step": [48], "pckh": [7.5]}))
+
+
+def test_baselines_are_read_back_for_the_people_asked_for_and_not_for_others(tmp_path):
+    people = np.array([0, 1, 2])
+    mean_pose = np.arange(3 * 16 * 2, dtype=float).reshape(3, 16, 2)  # person k's values start at 32 k
+    write_baselines(tmp_path, people, {"mean_pose": mean_pose})
+    assert read_baselines(tmp_path)["mean_pose"][2, 0, 0] == 64.0
+    assert read_baselines(tmp_path, [2, 0])["mean_pose"][:, 0, 0].tolist() == [64.0, 0.0]
+    assert read_baselines(tmp_path, [2, 5]) == {}  # person 5 was not scored: no baseline rather than a wrong one
+    assert read_baselines(tmp_path / "absent", [0]) == {}

@@ -11,7 +11,7 @@ from hgstudy.engine.evaluate import Evaluation, evaluate_checkpoint
 from hgstudy.scoring import metrics
 from hgstudy.scoring.annotations import Annotations
 from hgstudy.study.configs import evaluate_config
-from hgstudy.study.files import write_flic_results
+from hgstudy.study.files import write_eval_results
 from hgstudy.study.paper import PAPER_FLIC
 from hgstudy.study.params import ROOT, open_study
 from hgstudy.study.stages.evaluate import CI_EVALUATE
@@ -59,5 +59,5 @@ def flic_stage(variant: str, run, results, overrides: dict | None = None, root=R
     final = metrics.score_flic(ann, p.preds)
     summary = {"people": len(p.index), "elbow": final["elbow"], "wrist": final["wrist"],
                **{f"{k}_stack{s}": row[k] for s, row in by_stack.iterrows() for k in ("elbow", "wrist")}}
-    write_flic_results(study.path(results), p.heatmap_stacks, p.matrices, p.index, summary, final["pdj"])
+    write_eval_results(study.path(results), p.heatmap_stacks, p.matrices, p.index, summary, final["pdj"], "pdj.tsv")
     return FlicScores(variant, ev, ann, by_stack, final["pdj"], summary)
